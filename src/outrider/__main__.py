@@ -1,0 +1,3 @@
+from outrider.cli import app
+
+app(prog_name="outrider")
