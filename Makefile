@@ -34,4 +34,4 @@ test: lint
 	$(BIN)/pytest
 
 bench: install
-	$(BIN)/python benchmarks/api_auth.py
+	$(BIN)/python -m benchmarks.api_auth

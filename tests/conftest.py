@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pgserver
 import psycopg
 import pytest
 from fastapi import FastAPI
+from pgserver.postgres_server import get_server
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -30,7 +31,7 @@ PASSWORD = "correct horse battery"
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A PostgreSQL server started by the suite itself, migrated to head."""
-    server: Any = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
+    server: Any = get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{TEST_DATABASE}"')
     url = str(server.get_uri(TEST_DATABASE)).replace("postgresql://", "postgresql+psycopg://", 1)
@@ -87,16 +88,16 @@ def make_client(database_url: str) -> Callable[[Settings], Any]:
             self.app: FastAPI = create_app(settings, database_url)
 
         async def __aenter__(self) -> httpx.AsyncClient:
-            self._lifespan = self.app.router.lifespan_context(self.app)
-            await self._lifespan.__aenter__()
-            self._client = httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=self.app), base_url="http://testserver"
+            self._stack = contextlib.AsyncExitStack()
+            await self._stack.enter_async_context(self.app.router.lifespan_context(self.app))
+            return await self._stack.enter_async_context(
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=self.app), base_url="http://testserver"
+                )
             )
-            return await self._client.__aenter__()
 
         async def __aexit__(self, *exc: object) -> None:
-            await self._client.__aexit__(*exc)
-            await self._lifespan.__aexit__(*exc)
+            await self._stack.aclose()
 
     return Client
 

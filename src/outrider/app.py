@@ -56,13 +56,20 @@ def create_app(settings: Settings, url: str) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    # Resolved now, so a missing or unreadable secret fails at start-up, not mid-request.
+    app.state.secret_key = settings.resolved_secret_key
     app.state.rate_limiter = TokenBucketLimiter(settings.rate_limit_per_minute)
     install_error_handlers(app)
     app.add_middleware(RateLimitHeadersMiddleware)
 
     @app.exception_handler(SignInRequired)
     async def _sign_in_required(request: Request, _: SignInRequired) -> Response:
-        if request.url.path.startswith("/api/") or request.headers.get("hx-request"):
+        if request.headers.get("hx-request"):
+            # htmx follows HX-Redirect: an expired session lands on the sign-in page.
+            return error_response(
+                401, "sign_in_required", "Sign in to continue.", headers={"HX-Redirect": "/signin"}
+            )
+        if request.url.path.startswith("/api/"):
             return error_response(401, "sign_in_required", "Sign in to continue.")
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/signin?next={quote(target)}", status_code=303)

@@ -32,6 +32,7 @@ T = TypeVar("T")
 def _prepare() -> tuple[Settings, str]:
     settings = get_settings()
     configure_logging(settings.log_level)
+    _ = settings.resolved_secret_key  # generated once into OUTRIDER_HOME on first use
     url = database_url(settings)
     upgrade_to_head(url)
     return settings, url
@@ -81,8 +82,12 @@ def migrate() -> None:
 @users_app.command("create")
 def users_create(
     email: Annotated[str, typer.Option(help="The user's email address.")],
-    password: Annotated[str, typer.Option(help="At least 8 characters.", prompt=True,
-                                          hide_input=True, confirmation_prompt=True)],
+    password: Annotated[
+        str,
+        typer.Option(
+            help="At least 8 characters.", prompt=True, hide_input=True, confirmation_prompt=True
+        ),
+    ],
     admin: Annotated[bool, typer.Option(help="Make the user an admin.")] = False,
 ) -> None:
     """Create a user (admins can always add users, whatever OUTRIDER_SIGNUP says)."""
@@ -102,8 +107,13 @@ def users_create(
 def keys_create(
     user: Annotated[str, typer.Option(help="Email of the key's owner.")],
     name: Annotated[str, typer.Option(help="A name to recognise the key by.")],
-    scope: Annotated[list[Scope] | None, typer.Option(help="Narrow the key to these scopes (repeatable).")] = None,
-    expires_in_days: Annotated[int | None, typer.Option(min=1, max=MAX_EXPIRY_DAYS, help="Expire the key after this many days.")] = None,
+    scope: Annotated[
+        list[Scope] | None, typer.Option(help="Narrow the key to these scopes (repeatable).")
+    ] = None,
+    expires_in_days: Annotated[
+        int | None,
+        typer.Option(min=1, max=MAX_EXPIRY_DAYS, help="Expire the key after this many days."),
+    ] = None,
 ) -> None:
     """Create an API key and print it (only the key, on stdout)."""
     _, url = _prepare()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -9,7 +10,12 @@ from typing import Annotated, Any
 import psycopg
 from fastapi import Depends, Request
 from sqlalchemy import MetaData
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase
 
 from outrider.config import Settings
@@ -45,23 +51,22 @@ def _to_sqlalchemy_url(url: str) -> str:
 def start_embedded_postgres(settings: Settings) -> str:
     """Start (or join) the embedded PostgreSQL in OUTRIDER_HOME/postgres; return its libpq URI."""
     global _embedded_server
-    import pgserver  # imported lazily: only the embedded mode needs it
+    from pgserver.postgres_server import get_server  # lazily: only embedded mode needs it
 
     if _embedded_server is None:
         data_dir = (settings.home / "postgres").resolve()
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         log.info("starting embedded PostgreSQL", extra={"data_dir": str(data_dir)})
-        _embedded_server = pgserver.get_server(data_dir, cleanup_mode="stop")
+        _embedded_server = get_server(data_dir, cleanup_mode="stop")
     admin_uri: str = _embedded_server.get_uri()
     with psycopg.connect(admin_uri, autocommit=True) as conn:
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DATABASE,)
         ).fetchone()
         if not exists:
-            try:
+            # Another process may create it first.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                 conn.execute(f'CREATE DATABASE "{EMBEDDED_DATABASE}"')
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another process created it first
     uri: str = _embedded_server.get_uri(EMBEDDED_DATABASE)
     return uri
 
@@ -73,12 +78,15 @@ def database_url(settings: Settings) -> str:
     return _to_sqlalchemy_url(start_embedded_postgres(settings))
 
 
-def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
+    # A pool big enough to keep its connections: overflow connections are closed on
+    # return, and reconnecting to PostgreSQL costs more than the query. No pre-ping
+    # (a round trip per checkout); a dropped connection invalidates the pool instead.
     return create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=20,
-        pool_pre_ping=True,
+        max_overflow=5,
+        pool_recycle=1800,
         connect_args={"connect_timeout": 5},
     )
 

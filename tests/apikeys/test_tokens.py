@@ -33,8 +33,16 @@ def test_a_single_changed_character_fails_the_checksum() -> None:
 
 def test_malformed_keys_are_refused() -> None:
     key = tokens.generate()
-    for bad in ["", "or_", key[:-1], key + "x", "xx" + key[2:], key.replace("or_", "OR_"),
-                key[:10] + "-" + key[11:], "Bearer " + key]:
+    for bad in [
+        "",
+        "or_",
+        key[:-1],
+        key + "x",
+        "xx" + key[2:],
+        key.replace("or_", "OR_"),
+        key[:10] + "-" + key[11:],
+        "Bearer " + key,
+    ]:
         assert not tokens.is_well_formed(bad)
 
 

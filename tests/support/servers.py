@@ -21,7 +21,9 @@ def free_port() -> int:
         return port
 
 
-def wait_until_healthy(base_url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def wait_until_healthy(
+    base_url: str, process: subprocess.Popen[bytes], timeout: float = 30
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

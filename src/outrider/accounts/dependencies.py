@@ -49,9 +49,7 @@ async def require_signed_in(
         raise SignInRequired()
     if request.method not in _SAFE_METHODS:
         presented = await _presented_csrf_token(request)
-        if not presented or not secrets.compare_digest(
-            presented, signed_in.web_session.csrf_token
-        ):
+        if not presented or not secrets.compare_digest(presented, signed_in.web_session.csrf_token):
             raise ApiError(
                 403, "csrf_failed", "This form has expired. Reload the page and try again."
             )

@@ -62,9 +62,7 @@ class SignInThrottled(AccountError):
     code = "too_many_attempts"
 
     def __init__(self, retry_after_seconds: int) -> None:
-        super().__init__(
-            f"Too many failed sign-ins. Try again in {retry_after_seconds} seconds."
-        )
+        super().__init__(f"Too many failed sign-ins. Try again in {retry_after_seconds} seconds.")
         self.retry_after_seconds = retry_after_seconds
 
 
@@ -132,7 +130,7 @@ async def _throttle_wait(session: AsyncSession, subjects: list[str]) -> int:
     )
     wait = 0.0
     now = utcnow()
-    for _, failures, last_failure in rows.tuples():
+    for _, failures, last_failure in rows:
         if failures < THROTTLE_FREE_FAILURES:
             continue
         backoff = min(2 ** (failures - THROTTLE_FREE_FAILURES), THROTTLE_MAX_WAIT_SECONDS)
@@ -159,7 +157,8 @@ async def authenticate(
         # Old failures no longer count; drop them as new ones arrive so the table stays small.
         await session.execute(
             delete(SignInFailure).where(
-                SignInFailure.subject.in_(subjects), SignInFailure.created_at <= now - THROTTLE_WINDOW
+                SignInFailure.subject.in_(subjects),
+                SignInFailure.created_at <= now - THROTTLE_WINDOW,
             )
         )
         session.add_all(

@@ -123,9 +123,7 @@ async def signup(
 ) -> Response:
     _require_same_origin(request)
     if not await service.signup_open(session, _settings(request)):
-        return render(
-            request, "accounts/signup.html", {"signup_open": False}, status_code=403
-        )
+        return render(request, "accounts/signup.html", {"signup_open": False}, status_code=403)
     try:
         user = await service.create_user(session, email, password)
     except service.AccountError as error:

@@ -14,6 +14,7 @@ from outrider.apikeys.service import Principal
 from outrider.db import SessionDep
 from outrider.errors import ApiError
 
+
 # One answer for every kind of bad key, so a caller learns nothing from which it was.
 def _unauthorized() -> ApiError:
     return ApiError(

@@ -17,8 +17,13 @@ from outrider.web.templating import render
 
 router = APIRouter(prefix="/settings/api-keys", include_in_schema=False)
 
-EXPIRY_CHOICES = [("", "Never"), ("7", "7 days"), ("30", "30 days"), ("90", "90 days"),
-                  ("365", "1 year")]
+EXPIRY_CHOICES = [
+    ("", "Never"),
+    ("7", "7 days"),
+    ("30", "30 days"),
+    ("90", "90 days"),
+    ("365", "1 year"),
+]
 
 
 @router.get("", response_class=HTMLResponse)

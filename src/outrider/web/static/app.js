@@ -84,6 +84,9 @@ document.addEventListener("htmx:afterRequest", (event) => {
 });
 
 function reportFailure(event) {
+  // A 4xx carries its own message, already swapped in where the server pointed it.
+  const status = event.detail.xhr ? event.detail.xhr.status : 0;
+  if (status >= 400 && status < 500) return;
   const elt = event.detail.elt;
   const row = elt.closest("[data-key-row]");
   if (row) {
