@@ -8,13 +8,28 @@ from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class SignupPolicy(StrEnum):
     open = "open"
     closed = "closed"
+
+
+class SandboxKind(StrEnum):
+    bubblewrap = "bubblewrap"
+    none = "none"  # unsafe: agent code runs as the worker's own user
+
+
+class ProviderConfig(BaseModel):
+    """An OpenAI-compatible endpoint from OUTRIDER_PROVIDERS."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    base_url: str = Field(alias="baseUrl")
+    api_key: str | None = Field(default=None, alias="apiKey")
+    models: list[str] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):
@@ -30,6 +45,41 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=600, ge=1)
     session_days: int = Field(default=14, ge=1)
     log_level: str = "INFO"
+
+    # Tasks and the agent.
+    anthropic_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY")
+    )
+    openai_api_key: str | None = Field(default=None, validation_alias=AliasChoices("OPENAI_API_KEY"))
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    default_model: str | None = None
+    task_timeout: float = Field(default=3600, gt=0, description="seconds of agent work per prompt")
+    provision_timeout: float = Field(default=300, gt=0)
+    sandbox: SandboxKind = SandboxKind.bubblewrap
+    sandbox_ttl: float = Field(default=86400, gt=0, description="seconds after last activity")
+    sandbox_memory_mb: int = Field(default=4096, ge=256)
+    sandbox_max_processes: int = Field(default=512, ge=16)
+    allowed_private_cidrs: str = ""
+    worker_concurrency: int = Field(default=10, ge=1)
+    opencode_version: str = "1.18.33"
+
+    @property
+    def tools_dir(self) -> Path:
+        return self.home / "tools"
+
+    @property
+    def sandboxes_dir(self) -> Path:
+        return self.home / "sandboxes"
+
+    def configured_providers(self) -> dict[str, ProviderConfig | None]:
+        """Provider id -> its OpenAI-compatible endpoint (None for OpenCode's built-ins)."""
+        found: dict[str, ProviderConfig | None] = {}
+        if self.anthropic_api_key:
+            found["anthropic"] = None
+        if self.openai_api_key:
+            found["openai"] = None
+        found.update(self.providers)
+        return found
 
     @cached_property
     def resolved_secret_key(self) -> bytes:

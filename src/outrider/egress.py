@@ -1,0 +1,118 @@
+"""The one guard for outbound URLs (repo URLs now, webhook URLs later).
+
+A URL passes when its scheme is http(s), it carries no credentials, and every address
+its host resolves to is public, unless an operator allowed that address's network
+with OUTRIDER_ALLOWED_PRIVATE_CIDRS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Beyond what `is_global` already refuses: ranges that are "global" by the registry
+# but must never be reached from a server (NAT64, 6to4, Teredo wrap IPv4 addresses).
+_EXTRA_REFUSED = [
+    ipaddress.ip_network(n)
+    for n in ("64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32", "100.64.0.0/10")
+]
+_METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+
+
+class EgressRefused(ValueError):
+    """The URL may not be reached; the message says why, for a person."""
+
+
+@dataclass(frozen=True)
+class CheckedUrl:
+    url: str
+    host: str
+    port: int
+    addresses: tuple[IPAddress, ...]
+
+
+def parse_allowed_cidrs(value: str) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",")
+                 if part.strip())
+
+
+def _numeric_host(host: str) -> IPAddress | None:
+    """The address a numeric host means, in any spelling (decimal, octal, hex, shortened)."""
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    try:
+        # inet_aton accepts the legacy forms browsers and libc accept: 2130706433, 0x7f.1, 017700000001
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
+def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped:
+            return address.ipv4_mapped
+        # IPv4-compatible ::a.b.c.d (deprecated, still routed by some stacks)
+        if int(address) >> 32 == 0 and int(address) > 1:
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def is_refused(address: IPAddress, allowed: Iterable[IPNetwork] = ()) -> bool:
+    if any(address in network for network in allowed if network.version == address.version):
+        return False
+    embedded = _embedded_ipv4(address)
+    if embedded is not None:
+        return is_refused(embedded, allowed)
+    if address in _METADATA or not address.is_global or address.is_multicast:
+        return True
+    return any(address in network for network in _EXTRA_REFUSED if network.version == address.version)
+
+
+def _split(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise EgressRefused("Only http and https URLs are allowed.")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise EgressRefused("URLs must not carry credentials.")
+    host = parts.hostname
+    if not host:
+        raise EgressRefused("The URL has no host.")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as error:
+        raise EgressRefused("The URL's port is invalid.") from error
+    return host, port
+
+
+async def check_url(url: str, allowed: Iterable[IPNetwork] = ()) -> CheckedUrl:
+    """Resolve and check a URL; raises EgressRefused with a reason a person can act on."""
+    host, port = _split(url)
+    allowed = tuple(allowed)
+    numeric = _numeric_host(host)
+    if numeric is not None:
+        addresses: tuple[IPAddress, ...] = (numeric,)
+    else:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except socket.gaierror as error:
+            raise EgressRefused(f"The host {host!r} does not resolve to any address.") from error
+        addresses = tuple(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
+        if not addresses:
+            raise EgressRefused(f"The host {host!r} does not resolve to any address.")
+    for address in addresses:
+        if is_refused(address, allowed):
+            raise EgressRefused(
+                f"The host {host!r} resolves to {address}, which is not a public address."
+            )
+    return CheckedUrl(url=url, host=host, port=port, addresses=addresses)
