@@ -4,9 +4,9 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install system-deps serve test lint format bench
+.PHONY: install system-deps serve test lint format bench opencode
 
-install: system-deps $(STAMP)
+install: system-deps $(STAMP) opencode
 
 # Re-installs only when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -35,3 +35,12 @@ test: lint
 
 bench: install
 	$(BIN)/python -m benchmarks.api_auth
+
+# OpenCode (pinned) from npm, for the agent in every sandbox.
+OPENCODE_VERSION := 1.18.33
+TOOLS := .outrider/tools
+$(TOOLS)/.opencode-$(OPENCODE_VERSION):
+	@mkdir -p $(TOOLS)
+	npm install --prefix $(TOOLS) --no-audit --no-fund --no-save --loglevel=error opencode-ai@$(OPENCODE_VERSION)
+	@touch $@
+opencode: $(TOOLS)/.opencode-$(OPENCODE_VERSION)

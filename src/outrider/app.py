@@ -21,6 +21,9 @@ from outrider.apikeys.ratelimit import TokenBucketLimiter
 from outrider.config import Settings
 from outrider.db import create_engine, sessionmaker
 from outrider.errors import error_response, install_error_handlers
+from outrider.events.service import EventNotifier
+from outrider.tasks import api as tasks_api
+from outrider.worker.app import libpq_url
 from outrider.web import routes as web_routes
 from outrider.web.templating import WEB_DIR
 
@@ -41,9 +44,11 @@ def create_app(settings: Settings, url: str) -> FastAPI:
         engine = create_engine(url)
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker(engine)
+        app.state.notifier = EventNotifier(libpq_url(url))
         try:
             yield
         finally:
+            await app.state.notifier.stop()
             await engine.dispose()
 
     app = FastAPI(
@@ -83,6 +88,7 @@ def create_app(settings: Settings, url: str) -> FastAPI:
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
+    app.include_router(tasks_api.router)
     app.include_router(apikeys_api.public_router)
     app.include_router(apikeys_api.session_router)
     app.include_router(accounts_web.router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
@@ -19,6 +20,7 @@ from outrider.config import Settings, get_settings
 from outrider.db import create_engine, database_url, sessionmaker
 from outrider.logs import configure_logging
 from outrider.migrations import upgrade_to_head
+from outrider.worker.runner import run_worker
 
 app = typer.Typer(help="Outrider: AI coding agents on your git repositories.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
@@ -59,17 +61,35 @@ def _fail(message: str) -> typer.Exit:
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    worker: Annotated[bool, typer.Option(help="Run a worker in this process too.")] = True,
 ) -> None:
     """Migrate the database to the latest revision, then serve the API and web UI."""
     settings, url = _prepare()
-    typer.echo(f"Outrider listening on http://{host}:{port}", err=True)
-    uvicorn.run(
-        create_app(settings, url),
-        host=host,
-        port=port,
-        log_config=None,
-        proxy_headers=True,
+    config = uvicorn.Config(
+        create_app(settings, url), host=host, port=port, log_config=None, proxy_headers=True
     )
+    server = uvicorn.Server(config)
+
+    async def main() -> None:
+        worker_task = asyncio.create_task(run_worker(settings, url)) if worker else None
+        try:
+            await server.serve()
+        finally:
+            if worker_task is not None:
+                worker_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker_task
+
+    typer.echo(f"Outrider listening on http://{host}:{port}", err=True)
+    asyncio.run(main())
+
+
+@app.command("worker")
+def worker_command() -> None:
+    """Run a worker alone (on any machine that reaches the database)."""
+    settings, url = _prepare()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_worker(settings, url))
 
 
 @app.command()

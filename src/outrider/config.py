@@ -61,11 +61,16 @@ class Settings(BaseSettings):
     sandbox_max_processes: int = Field(default=512, ge=16)
     allowed_private_cidrs: str = ""
     worker_concurrency: int = Field(default=10, ge=1)
+    # Names this machine's sandbox queue; must stay the same across restarts.
+    worker_name: str | None = None
     opencode_version: str = "1.18.33"
+
+    # Where OpenCode is installed from npm; shared by every task's sandbox (read-only).
+    tools: Path | None = None
 
     @property
     def tools_dir(self) -> Path:
-        return self.home / "tools"
+        return (self.tools or self.home / "tools").resolve()
 
     @property
     def sandboxes_dir(self) -> Path:

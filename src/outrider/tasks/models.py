@@ -69,6 +69,8 @@ class Task(IdMixin, CreatedAtMixin, Base):
     worker_queue: Mapped[str | None] = mapped_column(String(100))
     sandbox_path: Mapped[str | None] = mapped_column(Text)
     sandbox_destroyed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The agent's own record of the conversation, saved after every prompt.
+    conversation: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
     last_activity_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )

@@ -1,0 +1,149 @@
+"""Tasks end to end: the HTTP API, the worker, bubblewrap, git and the real OpenCode."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.git_server import GitServer
+from tests.tasks.conftest import read_events, wait_for_status
+
+
+@pytest.fixture
+async def api(live: str, make_account: Callable[..., Any]) -> AsyncIterator[httpx.AsyncClient]:
+    account = await make_account()
+    async with httpx.AsyncClient(base_url=live, headers=account.headers, timeout=30) as client:
+        yield client
+
+
+async def test_a_task_writes_runs_and_commits_then_completes(
+    api: httpx.AsyncClient, git: GitServer, outrider_home: Path
+) -> None:
+    repo_url = git.create_repo("widgets", {"README.md": "# widgets\n"})
+    created = await api.post("/api/v1/tasks", json={
+        "prompt": "Add a greeting file [[write-commit]]", "repoUrl": repo_url,
+        "branch": "outrider/greeting"})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    task_id = body["taskId"]
+    assert body["status"] == "creating"
+    assert created.headers["location"] == f"/api/v1/tasks/{task_id}"
+
+    task = await wait_for_status(api, task_id, {"completed", "error"})
+    assert task["status"] == "completed", task
+    assert task["summary"] == "All done: wrote hello.txt and committed it."
+    assert task["usage"]["inputTokens"] == 300 and task["usage"]["outputTokens"] == 30
+    assert task["completedAt"] is not None
+    assert task["title"] == "Add a greeting file [[write-commit]]"
+
+    clone = outrider_home / "sandboxes" / task_id / "repo"
+    log = subprocess.run(["git", "log", "--format=%s", "-2"], cwd=clone, capture_output=True,
+                         text=True, check=True).stdout.split("\n")
+    assert log[:2] == ["Add hello.txt", "initial"]
+    branch = subprocess.run(["git", "branch", "--show-current"], cwd=clone, capture_output=True,
+                            text=True, check=True).stdout.strip()
+    assert branch == "outrider/greeting"
+    assert (clone / "hello.txt").read_text() == "hello from outrider\n"
+
+    # The whole story is replayable from the stored log, from the start ...
+    frames = await read_events(api, task_id, until_status="completed")
+    seqs = [seq for seq, _, _ in frames]
+    assert seqs == list(range(1, len(seqs) + 1))
+    statuses = [data["status"] for _, kind, data in frames if kind == "task.status"]
+    assert statuses == ["creating", "active", "completed"]
+    kinds = {kind for _, kind, _ in frames}
+    assert {"message.updated", "message.part.updated", "session.idle"} <= kinds
+    tools = {data["properties"]["part"].get("tool") for _, kind, data in frames
+             if kind == "message.part.updated"}
+    assert {"write", "bash"} <= tools
+    # ... and from a Last-Event-ID, which resumes right after it.
+    middle = seqs[len(seqs) // 2]
+    resumed = await read_events(api, task_id, headers={"Last-Event-ID": str(middle)},
+                                until_status="completed")
+    assert [seq for seq, _, _ in resumed] == seqs[seqs.index(middle) + 1 :]
+    after = await read_events(api, task_id, params={"after": str(middle)},
+                              until_status="completed")
+    assert after == resumed
+
+    conversation = (await api.get(f"/api/v1/tasks/{task_id}/messages")).json()
+    assert conversation[0]["role"] == "user"
+    assert conversation[0]["text"] == "Add a greeting file [[write-commit]]"
+    assert conversation[-1]["role"] == "assistant"
+    assert "All done" in conversation[-1]["text"]
+
+
+async def test_a_model_error_ends_the_task_in_error_with_its_message(
+    api: httpx.AsyncClient,
+) -> None:
+    created = await api.post("/api/v1/tasks", json={"prompt": "Break [[fail-400]]"})
+    task = await wait_for_status(api, created.json()["taskId"], {"completed", "error"})
+    assert task["status"] == "error"
+    assert "scripted failure 400" in task["error"]
+
+
+async def test_a_model_retrying_forever_hits_the_deadline(api: httpx.AsyncClient) -> None:
+    created = await api.post("/api/v1/tasks", json={"prompt": "Loop [[retry-500]]"})
+    task = await wait_for_status(api, created.json()["taskId"], {"completed", "error"},
+                                 timeout=120)
+    assert task["status"] == "error"
+    assert "deadline" in task["error"] and "OUTRIDER_TASK_TIMEOUT" in task["error"]
+
+
+async def test_a_follow_up_sent_while_busy_is_delivered_after(api: httpx.AsyncClient) -> None:
+    created = await api.post("/api/v1/tasks", json={"prompt": "Work [[slow]]"})
+    task_id = created.json()["taskId"]
+    await wait_for_status(api, task_id, {"active"})
+    follow = await api.post(f"/api/v1/tasks/{task_id}/messages", json={"text": "and then this"})
+    assert follow.status_code == 202, follow.text
+    assert follow.json()["queued"] == 1
+    task = await wait_for_status(api, task_id, {"completed", "error"})
+    assert task["status"] == "completed", task
+    assert task["summary"] == "Done: and then this"
+    texts = [m["text"].strip() for m in (await api.get(f"/api/v1/tasks/{task_id}/messages")).json()]
+    assert texts.index("Work [[slow]]") < texts.index("Finished the slow work.")
+    assert texts.index("Finished the slow work.") < texts.index("and then this")
+
+    # A completed task takes a follow-up and becomes active again.
+    again = await api.post(f"/api/v1/tasks/{task_id}/messages", json={"text": "one more"})
+    assert again.status_code == 202 and again.json()["status"] == "active"
+    task = await wait_for_status(api, task_id, {"completed", "error"})
+    assert task["summary"] == "Done: one more"
+
+
+async def test_stop_terminates_and_delete_removes_the_sandbox(
+    api: httpx.AsyncClient, outrider_home: Path
+) -> None:
+    created = await api.post("/api/v1/tasks", json={"prompt": "Work [[slow]]"})
+    task_id = created.json()["taskId"]
+    await wait_for_status(api, task_id, {"active"})
+    stopped = await api.post(f"/api/v1/tasks/{task_id}/stop")
+    assert stopped.status_code == 200 and stopped.json()["status"] == "terminated"
+    assert (await api.post(f"/api/v1/tasks/{task_id}/stop")).status_code == 409
+    follow = await api.post(f"/api/v1/tasks/{task_id}/messages", json={"text": "hi"})
+    assert follow.status_code == 409 and follow.json()["code"] == "task_terminated"
+    sandbox = outrider_home / "sandboxes" / task_id
+    assert sandbox.exists()
+
+    deleted = await api.delete(f"/api/v1/tasks/{task_id}")
+    assert deleted.json() == {"success": True}
+    assert (await api.get(f"/api/v1/tasks/{task_id}")).status_code == 404
+    for _ in range(100):
+        if not sandbox.exists():
+            break
+        await __import__("asyncio").sleep(0.1)
+    assert not sandbox.exists()
+
+
+async def test_cloning_a_missing_repository_errors_clearly(
+    api: httpx.AsyncClient, git: GitServer
+) -> None:
+    created = await api.post("/api/v1/tasks", json={
+        "prompt": "Anything", "repoUrl": f"{git.base_url}/missing.git"})
+    task = await wait_for_status(api, created.json()["taskId"], {"completed", "error"})
+    assert task["status"] == "error"
+    assert task["error"] == "git clone failed: repository not found"
