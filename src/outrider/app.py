@@ -23,9 +23,9 @@ from outrider.db import create_engine, sessionmaker
 from outrider.errors import error_response, install_error_handlers
 from outrider.events.service import EventNotifier
 from outrider.tasks import api as tasks_api
-from outrider.worker.app import libpq_url
 from outrider.web import routes as web_routes
 from outrider.web.templating import WEB_DIR
+from outrider.worker.app import libpq_url
 
 API_DESCRIPTION = """\
 Send AI coding agents to git repositories and get pull requests back.

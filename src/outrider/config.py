@@ -50,7 +50,9 @@ class Settings(BaseSettings):
     anthropic_api_key: str | None = Field(
         default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY")
     )
-    openai_api_key: str | None = Field(default=None, validation_alias=AliasChoices("OPENAI_API_KEY"))
+    openai_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY")
+    )
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     default_model: str | None = None
     task_timeout: float = Field(default=3600, gt=0, description="seconds of agent work per prompt")

@@ -39,8 +39,11 @@ class CheckedUrl:
 
 
 def parse_allowed_cidrs(value: str) -> tuple[IPNetwork, ...]:
-    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",")
-                 if part.strip())
+    return tuple(
+        ipaddress.ip_network(part.strip(), strict=False)
+        for part in value.split(",")
+        if part.strip()
+    )
 
 
 def _numeric_host(host: str) -> IPAddress | None:
@@ -50,7 +53,7 @@ def _numeric_host(host: str) -> IPAddress | None:
     except ValueError:
         pass
     try:
-        # inet_aton accepts the legacy forms browsers and libc accept: 2130706433, 0x7f.1, 017700000001
+        # inet_aton takes the legacy forms libc and browsers take: 2130706433, 0x7f.1, 0177.1
         return ipaddress.IPv4Address(socket.inet_aton(host))
     except OSError:
         return None
@@ -74,7 +77,9 @@ def is_refused(address: IPAddress, allowed: Iterable[IPNetwork] = ()) -> bool:
         return is_refused(embedded, allowed)
     if address in _METADATA or not address.is_global or address.is_multicast:
         return True
-    return any(address in network for network in _EXTRA_REFUSED if network.version == address.version)
+    return any(
+        address in network for network in _EXTRA_REFUSED if network.version == address.version
+    )
 
 
 def _split(url: str) -> tuple[str, int]:

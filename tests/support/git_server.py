@@ -26,10 +26,18 @@ class GitServer:
         for path, content in files.items():
             (work / path).parent.mkdir(parents=True, exist_ok=True)
             (work / path).write_text(content)
-        env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-               "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-        for argv in (["git", "init", "-q", "-b", branch], ["git", "add", "-A"],
-                     ["git", "commit", "-q", "-m", "initial"]):
+        env = {
+            **os.environ,
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com",
+        }
+        for argv in (
+            ["git", "init", "-q", "-b", branch],
+            ["git", "add", "-A"],
+            ["git", "commit", "-q", "-m", "initial"],
+        ):
             subprocess.run(argv, cwd=work, env=env, check=True)
         subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
         subprocess.run(["git", "config", "http.receivepack", "true"], cwd=bare, check=True)
@@ -47,16 +55,21 @@ class GitServer:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 env = {
                     "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                    "GIT_PROJECT_ROOT": str(root), "GIT_HTTP_EXPORT_ALL": "1",
-                    "REQUEST_METHOD": self.command, "PATH_INFO": url.path,
-                    "QUERY_STRING": url.query, "CONTENT_TYPE": self.headers.get("content-type", ""),
-                    "CONTENT_LENGTH": str(len(body)), "REMOTE_ADDR": "127.0.0.1",
+                    "GIT_PROJECT_ROOT": str(root),
+                    "GIT_HTTP_EXPORT_ALL": "1",
+                    "REQUEST_METHOD": self.command,
+                    "PATH_INFO": url.path,
+                    "QUERY_STRING": url.query,
+                    "CONTENT_TYPE": self.headers.get("content-type", ""),
+                    "CONTENT_LENGTH": str(len(body)),
+                    "REMOTE_ADDR": "127.0.0.1",
                     "GIT_HTTP_MAX_REQUEST_BUFFER": "100M",
                 }
                 if self.headers.get("git-protocol"):
                     env["GIT_PROTOCOL"] = self.headers["git-protocol"]
-                result = subprocess.run(["git", "http-backend"], input=body, env=env,
-                                        capture_output=True, check=False)
+                result = subprocess.run(
+                    ["git", "http-backend"], input=body, env=env, capture_output=True, check=False
+                )
                 head, _, payload = result.stdout.partition(b"\r\n\r\n")
                 status = 200
                 headers = []

@@ -46,9 +46,21 @@ def plan(messages: list[dict[str, Any]]) -> tuple[str, Any]:
         return ("status", 500)
     if "[[write-commit]]" in prompt:
         script: list[tuple[str, Any]] = [
-            ("tool", ("write", {"filePath": f"{REPO}/hello.txt", "content": "hello from outrider\n"})),
-            ("tool", ("bash", {"command": "git add hello.txt && git commit -q -m 'Add hello.txt' "
-                               "&& git log --oneline -1", "description": "Commit hello.txt"})),
+            (
+                "tool",
+                ("write", {"filePath": f"{REPO}/hello.txt", "content": "hello from outrider\n"}),
+            ),
+            (
+                "tool",
+                (
+                    "bash",
+                    {
+                        "command": "git add hello.txt && git commit -q -m 'Add hello.txt' "
+                        "&& git log --oneline -1",
+                        "description": "Commit hello.txt",
+                    },
+                ),
+            ),
             ("text", "All done: wrote hello.txt and committed it."),
         ]
         return script[min(step, len(script) - 1)]
@@ -94,8 +106,14 @@ class ScriptedModel:
                 model.requests.append(request)
                 kind, value = plan(request.get("messages", []))
                 if kind == "status":
-                    body = json.dumps({"error": {"message": f"scripted failure {value}",
-                                                 "type": "invalid_request_error"}}).encode()
+                    body = json.dumps(
+                        {
+                            "error": {
+                                "message": f"scripted failure {value}",
+                                "type": "invalid_request_error",
+                            }
+                        }
+                    ).encode()
                     self.send_response(value)
                     self.send_header("content-type", "application/json")
                     self.send_header("content-length", str(len(body)))
@@ -113,8 +131,12 @@ class ScriptedModel:
                     self.wfile.write(_chunk({}, "stop", usage=True))
                 else:
                     name, args = value
-                    call = {"index": 0, "id": f"call_{len(model.requests)}", "type": "function",
-                            "function": {"name": name, "arguments": json.dumps(args)}}
+                    call = {
+                        "index": 0,
+                        "id": f"call_{len(model.requests)}",
+                        "type": "function",
+                        "function": {"name": name, "arguments": json.dumps(args)},
+                    }
                     self.wfile.write(_chunk({"tool_calls": [call]}))
                     self.wfile.write(_chunk({}, "tool_calls", usage=True))
                 self.wfile.write(b"data: [DONE]\n\n")

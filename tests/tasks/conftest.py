@@ -76,14 +76,21 @@ async def wait_for_status(
 
 
 async def read_events(
-    client: httpx.AsyncClient, task_id: str, headers: dict[str, str] | None = None,
-    until_status: str | None = None, params: dict[str, str] | None = None, timeout: float = 30,
+    client: httpx.AsyncClient,
+    task_id: str,
+    headers: dict[str, str] | None = None,
+    until_status: str | None = None,
+    params: dict[str, str] | None = None,
+    timeout: float = 30,
 ) -> list[tuple[int, str, dict[str, Any]]]:
     """SSE frames (id, event, data) until the stream ends or `until_status` is seen."""
     frames: list[tuple[int, str, dict[str, Any]]] = []
-    async with asyncio.timeout(timeout), client.stream(
-        "GET", f"/api/v1/tasks/{task_id}/events", headers=headers, params=params
-    ) as response:
+    async with (
+        asyncio.timeout(timeout),
+        client.stream(
+            "GET", f"/api/v1/tasks/{task_id}/events", headers=headers, params=params
+        ) as response,
+    ):
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         current: dict[str, str] = {}
@@ -98,6 +105,10 @@ async def read_events(
                 frames.append((int(current["id"]), current["event"], json.loads(current["data"])))
                 data = frames[-1][2]
                 current = {}
-                if until_status and frames[-1][1] == "task.status" and data["status"] == until_status:
+                if (
+                    until_status
+                    and frames[-1][1] == "task.status"
+                    and data["status"] == until_status
+                ):
                     break
     return frames

@@ -25,9 +25,14 @@ async def test_a_task_writes_runs_and_commits_then_completes(
     api: httpx.AsyncClient, git: GitServer, outrider_home: Path
 ) -> None:
     repo_url = git.create_repo("widgets", {"README.md": "# widgets\n"})
-    created = await api.post("/api/v1/tasks", json={
-        "prompt": "Add a greeting file [[write-commit]]", "repoUrl": repo_url,
-        "branch": "outrider/greeting"})
+    created = await api.post(
+        "/api/v1/tasks",
+        json={
+            "prompt": "Add a greeting file [[write-commit]]",
+            "repoUrl": repo_url,
+            "branch": "outrider/greeting",
+        },
+    )
     assert created.status_code == 201, created.text
     body = created.json()
     task_id = body["taskId"]
@@ -42,11 +47,13 @@ async def test_a_task_writes_runs_and_commits_then_completes(
     assert task["title"] == "Add a greeting file [[write-commit]]"
 
     clone = outrider_home / "sandboxes" / task_id / "repo"
-    log = subprocess.run(["git", "log", "--format=%s", "-2"], cwd=clone, capture_output=True,
-                         text=True, check=True).stdout.split("\n")
+    log = subprocess.run(
+        ["git", "log", "--format=%s", "-2"], cwd=clone, capture_output=True, text=True, check=True
+    ).stdout.split("\n")
     assert log[:2] == ["Add hello.txt", "initial"]
-    branch = subprocess.run(["git", "branch", "--show-current"], cwd=clone, capture_output=True,
-                            text=True, check=True).stdout.strip()
+    branch = subprocess.run(
+        ["git", "branch", "--show-current"], cwd=clone, capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert branch == "outrider/greeting"
     assert (clone / "hello.txt").read_text() == "hello from outrider\n"
 
@@ -58,16 +65,19 @@ async def test_a_task_writes_runs_and_commits_then_completes(
     assert statuses == ["creating", "active", "completed"]
     kinds = {kind for _, kind, _ in frames}
     assert {"message.updated", "message.part.updated", "session.idle"} <= kinds
-    tools = {data["properties"]["part"].get("tool") for _, kind, data in frames
-             if kind == "message.part.updated"}
+    tools = {
+        data["properties"]["part"].get("tool")
+        for _, kind, data in frames
+        if kind == "message.part.updated"
+    }
     assert {"write", "bash"} <= tools
     # ... and from a Last-Event-ID, which resumes right after it.
     middle = seqs[len(seqs) // 2]
-    resumed = await read_events(api, task_id, headers={"Last-Event-ID": str(middle)},
-                                until_status="completed")
+    resumed = await read_events(
+        api, task_id, headers={"Last-Event-ID": str(middle)}, until_status="completed"
+    )
     assert [seq for seq, _, _ in resumed] == seqs[seqs.index(middle) + 1 :]
-    after = await read_events(api, task_id, params={"after": str(middle)},
-                              until_status="completed")
+    after = await read_events(api, task_id, params={"after": str(middle)}, until_status="completed")
     assert after == resumed
 
     conversation = (await api.get(f"/api/v1/tasks/{task_id}/messages")).json()
@@ -88,8 +98,7 @@ async def test_a_model_error_ends_the_task_in_error_with_its_message(
 
 async def test_a_model_retrying_forever_hits_the_deadline(api: httpx.AsyncClient) -> None:
     created = await api.post("/api/v1/tasks", json={"prompt": "Loop [[retry-500]]"})
-    task = await wait_for_status(api, created.json()["taskId"], {"completed", "error"},
-                                 timeout=120)
+    task = await wait_for_status(api, created.json()["taskId"], {"completed", "error"}, timeout=120)
     assert task["status"] == "error"
     assert "deadline" in task["error"] and "OUTRIDER_TASK_TIMEOUT" in task["error"]
 
@@ -142,8 +151,9 @@ async def test_stop_terminates_and_delete_removes_the_sandbox(
 async def test_cloning_a_missing_repository_errors_clearly(
     api: httpx.AsyncClient, git: GitServer
 ) -> None:
-    created = await api.post("/api/v1/tasks", json={
-        "prompt": "Anything", "repoUrl": f"{git.base_url}/missing.git"})
+    created = await api.post(
+        "/api/v1/tasks", json={"prompt": "Anything", "repoUrl": f"{git.base_url}/missing.git"}
+    )
     task = await wait_for_status(api, created.json()["taskId"], {"completed", "error"})
     assert task["status"] == "error"
     assert task["error"] == "git clone failed: repository not found"

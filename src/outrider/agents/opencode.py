@@ -54,9 +54,16 @@ async def ensure_installed(settings: Settings) -> Path:
         tools.mkdir(parents=True, exist_ok=True)
         log.info("installing OpenCode", extra={"version": settings.opencode_version})
         process = await asyncio.create_subprocess_exec(
-            npm, "install", "--prefix", str(tools), "--no-audit", "--no-fund", "--no-save",
+            npm,
+            "install",
+            "--prefix",
+            str(tools),
+            "--no-audit",
+            "--no-fund",
+            "--no-save",
             f"opencode-ai@{settings.opencode_version}",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         _, stderr = await process.communicate()
         if process.returncode != 0 or not binary.exists():
@@ -89,8 +96,12 @@ def build_config(settings: Settings, model: str) -> dict[str, Any]:
         "small_model": model,
         "provider": providers,
         # Nobody is there to answer a prompt: allow work in the repo, refuse the rest.
-        "permission": {"edit": "allow", "bash": "allow", "webfetch": "allow",
-                       "external_directory": "deny"},
+        "permission": {
+            "edit": "allow",
+            "bash": "allow",
+            "webfetch": "allow",
+            "external_directory": "deny",
+        },
     }
 
 
@@ -146,8 +157,14 @@ async def start(sandbox: Sandbox, settings: Settings, model: str, timeout: float
     password = secrets.token_urlsafe(24)
     port = free_port()
     process = await sandbox.start(
-        [f"{TOOLS_DIR}/{binary_relative_path()}", "serve", "--hostname", "127.0.0.1",
-         "--port", str(port)],
+        [
+            f"{TOOLS_DIR}/{binary_relative_path()}",
+            "serve",
+            "--hostname",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         agent_environment(settings, password),
         sandbox.root / "logs" / "opencode.log",
     )
@@ -200,8 +217,11 @@ class OpenCodeClient:
         provider, model_id = split_model(model)
         response = await self._http.post(
             f"/session/{session_id}/prompt_async",
-            json={"parts": [{"type": "text", "text": text}], "agent": agent,
-                  "model": {"providerID": provider, "modelID": model_id}},
+            json={
+                "parts": [{"type": "text", "text": text}],
+                "agent": agent,
+                "model": {"providerID": provider, "modelID": model_id},
+            },
         )
         response.raise_for_status()
 
@@ -221,7 +241,9 @@ class OpenCodeClient:
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """The server's event stream (GET /event), one decoded event at a time."""
-        async with self._http.stream("GET", "/event", timeout=httpx.Timeout(None, connect=2)) as response:
+        async with self._http.stream(
+            "GET", "/event", timeout=httpx.Timeout(None, connect=2)
+        ) as response:
             response.raise_for_status()
             data: list[str] = []
             async for line in response.aiter_lines():
@@ -237,7 +259,8 @@ def permission_reply(properties: dict[str, Any]) -> str:
     if properties.get("permission") == "external_directory":
         return "reject"
     patterns = properties.get("patterns") or []
-    if any(isinstance(p, str) and p.startswith("/") and not p.startswith(REPO_DIR)
-           for p in patterns):
+    if any(
+        isinstance(p, str) and p.startswith("/") and not p.startswith(REPO_DIR) for p in patterns
+    ):
         return "reject"
     return "once"

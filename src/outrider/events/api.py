@@ -24,7 +24,9 @@ def _frame(seq: int, kind: str, data: object) -> bytes:
     return f"id: {seq}\nevent: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-async def _task_status(sessions: async_sessionmaker[AsyncSession], task_id: uuid.UUID) -> str | None:
+async def _task_status(
+    sessions: async_sessionmaker[AsyncSession], task_id: uuid.UUID
+) -> str | None:
     from outrider.tasks.models import Task
 
     async with sessions() as session:

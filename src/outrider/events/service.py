@@ -42,13 +42,19 @@ async def append(
     await session.execute(
         insert(TaskEvent),
         [
-            {"task_id": task_id, "seq": first + index, "type": kind, "data": data,
-             "created_at": now}
+            {
+                "task_id": task_id,
+                "seq": first + index,
+                "type": kind,
+                "data": data,
+                "created_at": now,
+            }
             for index, (kind, data) in enumerate(events)
         ],
     )
-    await session.execute(text("SELECT pg_notify(:channel, :id)"),
-                          {"channel": CHANNEL, "id": str(task_id)})
+    await session.execute(
+        text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": str(task_id)}
+    )
     return first + len(events) - 1
 
 

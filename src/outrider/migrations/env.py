@@ -5,10 +5,6 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool, text
 
-import outrider.accounts.models
-import outrider.events.models
-import outrider.tasks.models
-import outrider.apikeys.models  # noqa: F401  (tables register on Base.metadata)
 from outrider.db import Base
 
 config = context.config

@@ -25,10 +25,26 @@ from outrider.sandbox.base import (
 
 # /etc entries that programs (git, DNS, TLS, the shell) need; everything else stays out.
 _ETC_ENTRIES = (
-    "resolv.conf", "hosts", "nsswitch.conf", "host.conf", "passwd", "group", "ssl",
-    "ca-certificates", "ca-certificates.conf", "alternatives", "ld.so.cache", "ld.so.conf",
-    "ld.so.conf.d", "localtime", "mime.types", "gitconfig", "bash.bashrc", "profile",
-    "inputrc", "terminfo",
+    "resolv.conf",
+    "hosts",
+    "nsswitch.conf",
+    "host.conf",
+    "passwd",
+    "group",
+    "ssl",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "alternatives",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "mime.types",
+    "gitconfig",
+    "bash.bashrc",
+    "profile",
+    "inputrc",
+    "terminfo",
 )
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 BASE_ENV = {
@@ -40,7 +56,7 @@ BASE_ENV = {
     "XDG_DATA_HOME": f"{HOME_DIR}/.local/share",
     "XDG_STATE_HOME": f"{HOME_DIR}/.local/state",
     "XDG_CACHE_HOME": f"{HOME_DIR}/.cache",
-    "TMPDIR": "/tmp",
+    "TMPDIR": "/tmp",  # noqa: S108  (the sandbox's own private tmpfs)
     "GIT_TERMINAL_PROMPT": "0",
 }
 
@@ -61,9 +77,20 @@ class BubblewrapSandbox:
         return self.root / "home"
 
     def _argv(self, argv: list[str], env: dict[str, str]) -> list[str]:
-        args = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc",
-                "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox",
-                "--cap-drop", "ALL", "--clearenv"]
+        args = [
+            "bwrap",
+            "--die-with-parent",
+            "--new-session",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--hostname",
+            "sandbox",
+            "--cap-drop",
+            "ALL",
+            "--clearenv",
+        ]
         for directory in _SYSTEM_DIRS:
             path = Path(directory)
             if path.is_symlink():
@@ -73,8 +100,20 @@ class BubblewrapSandbox:
         for entry in _ETC_ENTRIES:
             if Path("/etc", entry).exists():
                 args += ["--ro-bind", f"/etc/{entry}", f"/etc/{entry}"]
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-                 "--bind", str(self.repo), REPO_DIR, "--bind", str(self.home), HOME_DIR]
+        args += [
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--tmpfs",
+            "/tmp",  # noqa: S108  (a private tmpfs inside the sandbox)
+            "--bind",
+            str(self.repo),
+            REPO_DIR,
+            "--bind",
+            str(self.home),
+            HOME_DIR,
+        ]
         if self._tools.exists():
             args += ["--ro-bind", str(self._tools), TOOLS_DIR]
         for name, value in {**BASE_ENV, **env}.items():
@@ -108,7 +147,8 @@ class BubblewrapSandbox:
             await process.wait()
             return CommandResult(124, "", f"timed out after {timeout:.0f} s")
         return CommandResult(
-            process.returncode or 0, stdout.decode(errors="replace"),
+            process.returncode or 0,
+            stdout.decode(errors="replace"),
             stderr.decode(errors="replace"),
         )
 

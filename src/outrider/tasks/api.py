@@ -15,6 +15,7 @@ from outrider.config import Settings
 from outrider.db import SessionDep
 from outrider.errors import ApiError
 from outrider.events.api import event_stream_response
+from outrider.sandbox.base import SandboxUnavailable
 from outrider.tasks import service
 from outrider.tasks.models import TaskStatus
 from outrider.tasks.schemas import (
@@ -26,7 +27,6 @@ from outrider.tasks.schemas import (
     TaskList,
     TaskRead,
 )
-from outrider.sandbox.base import SandboxUnavailable
 from outrider.worker import jobs
 from outrider.worker.app import raw_connection
 from outrider.worker.runtime import sandbox_provider
@@ -35,8 +35,14 @@ router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 Reader = Annotated[Principal, Depends(require_scope(Scope.tasks_read))]
 Writer = Annotated[Principal, Depends(require_scope(Scope.tasks_write))]
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Invalid request", "content": {"application/json": {"example": {
-        "error": "model: unknown provider 'x'", "code": "unknown_provider"}}}},
+    400: {
+        "description": "Invalid request",
+        "content": {
+            "application/json": {
+                "example": {"error": "model: unknown provider 'x'", "code": "unknown_provider"}
+            }
+        },
+    },
     401: {"description": "Missing or invalid API key"},
     404: {"description": "No such task (or another user's)"},
 }
@@ -49,7 +55,10 @@ def _settings(request: Request) -> Settings:
 
 @router.post("", status_code=201, response_model=TaskCreated, responses=ERRORS)
 async def create_task(
-    body: TaskCreate, request: Request, session: SessionDep, principal: Writer,
+    body: TaskCreate,
+    request: Request,
+    session: SessionDep,
+    principal: Writer,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Response:
     """Create a task: the agent is provisioned in a sandbox and sent the prompt.
@@ -57,35 +66,47 @@ async def create_task(
     With an `Idempotency-Key` header, repeating the same request within 24 h answers the
     first response again (nothing new is created)."""
     if idempotency_key:
-        replay = await service.find_idempotent_replay(session, principal.user.id,
-                                                      idempotency_key, body)
+        replay = await service.find_idempotent_replay(
+            session, principal.user.id, idempotency_key, body
+        )
         if replay:
-            return JSONResponse(replay.body, status_code=replay.status_code, headers={
-                "Location": f"/api/v1/tasks/{replay.task_id}", "Idempotent-Replayed": "true"})
+            return JSONResponse(
+                replay.body,
+                status_code=replay.status_code,
+                headers={
+                    "Location": f"/api/v1/tasks/{replay.task_id}",
+                    "Idempotent-Replayed": "true",
+                },
+            )
     settings = _settings(request)
     try:
         sandbox_provider(settings).check()
     except SandboxUnavailable as error:
         raise ApiError(503, "sandbox_unavailable", str(error)) from error
-    task = await service.create_task(session, settings, principal.user.id, body,
-                                     idempotency_key)
+    task = await service.create_task(session, settings, principal.user.id, body, idempotency_key)
     # Same transaction as the task row: both commit, or neither does.
     await jobs.run_agent.configure(connection=await raw_connection(session)).defer_async(
-        task_id=str(task.id))
-    return JSONResponse(service.created_body(task), status_code=201,
-                        headers={"Location": f"/api/v1/tasks/{task.id}"})
+        task_id=str(task.id)
+    )
+    return JSONResponse(
+        service.created_body(task),
+        status_code=201,
+        headers={"Location": f"/api/v1/tasks/{task.id}"},
+    )
 
 
 @router.get("", response_model=TaskList)
 async def list_tasks(
-    session: SessionDep, principal: Reader,
+    session: SessionDep,
+    principal: Reader,
     status: TaskStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: str | None = None,
 ) -> TaskList:
     """Your tasks, newest first. Pass `nextCursor` back as `cursor` for the next page."""
-    page, next_cursor = await service.list_for_user(session, principal.user.id, status, limit,
-                                                    cursor)
+    page, next_cursor = await service.list_for_user(
+        session, principal.user.id, status, limit, cursor
+    )
     return TaskList(tasks=[service.to_read(task) for task in page], next_cursor=next_cursor)
 
 
@@ -94,15 +115,20 @@ async def get_task(task_id: uuid.UUID, session: SessionDep, principal: Reader) -
     return service.to_read(await service.get_for_user(session, principal.user.id, task_id))
 
 
-@router.post("/{task_id}/messages", status_code=202, response_model=MessageAccepted,
-             responses=ERRORS)
+@router.post(
+    "/{task_id}/messages", status_code=202, response_model=MessageAccepted, responses=ERRORS
+)
 async def send_message(
-    task_id: uuid.UUID, body: MessageCreate, request: Request, session: SessionDep,
+    task_id: uuid.UUID,
+    body: MessageCreate,
+    request: Request,
+    session: SessionDep,
     principal: Writer,
 ) -> MessageAccepted:
     """Send a follow-up. While the agent is busy it queues; a completed task resumes."""
     task, queued, resume = await service.queue_message(
-        session, principal.user.id, task_id, body.text, body.model, _settings(request))
+        session, principal.user.id, task_id, body.text, body.model, _settings(request)
+    )
     if resume:
         await jobs.run_agent.configure(
             connection=await raw_connection(session), queue=task.worker_queue
@@ -112,17 +138,21 @@ async def send_message(
 
 @router.get("/{task_id}/messages", response_model=list[MessageRead], responses=ERRORS)
 async def list_messages(
-    task_id: uuid.UUID, session: SessionDep, principal: Reader,
+    task_id: uuid.UUID,
+    session: SessionDep,
+    principal: Reader,
 ) -> list[MessageRead]:
     """The conversation so far, as the agent recorded it."""
     task = await service.get_for_user(session, principal.user.id, task_id)
     return service.conversation(task)
 
 
-@router.get("/{task_id}/events", responses=ERRORS,
-            response_class=StreamingResponse)
+@router.get("/{task_id}/events", responses=ERRORS, response_class=StreamingResponse)
 async def stream_events(
-    task_id: uuid.UUID, request: Request, session: SessionDep, principal: Reader,
+    task_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: Reader,
     after: Annotated[int | None, Query(ge=0)] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
@@ -144,7 +174,9 @@ async def stop_task(task_id: uuid.UUID, session: SessionDep, principal: Writer) 
 
 @router.delete("/{task_id}", responses=ERRORS)
 async def delete_task(
-    task_id: uuid.UUID, session: SessionDep, principal: Writer,
+    task_id: uuid.UUID,
+    session: SessionDep,
+    principal: Writer,
 ) -> dict[str, bool]:
     """Delete the task, its events and its sandbox."""
     task = await service.delete_task(session, principal.user.id, task_id)

@@ -23,14 +23,16 @@ def is_valid_ref_name(name: str) -> bool:
         return False
     if any(ord(c) < 0x20 or c in " ~^:?*[\\\x7f" for c in name):
         return False
-    return all(part and not part.startswith(".") and not part.endswith(".lock")
-               for part in name.split("/"))
+    return all(
+        part and not part.startswith(".") and not part.endswith(".lock") for part in name.split("/")
+    )
 
 
 class TaskCreate(Schema):
     prompt: str = Field(max_length=100_000, examples=["Fix the flaky test in tests/test_api.py"])
-    repo_url: str | None = Field(default=None, max_length=2000,
-                                 examples=["https://github.com/acme/widgets.git"])
+    repo_url: str | None = Field(
+        default=None, max_length=2000, examples=["https://github.com/acme/widgets.git"]
+    )
     branch: str | None = Field(default=None, max_length=255, examples=["main"])
     agent: str = Field(default="build", examples=["build"])
     model: str | None = Field(default=None, examples=["anthropic/claude-sonnet-4-5"])

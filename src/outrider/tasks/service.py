@@ -53,18 +53,27 @@ def resolve_model(settings: Settings, requested: str | None) -> str:
     if model is None:
         provider_id, endpoint = next(iter(providers.items()))
         if endpoint is None or not endpoint.models:
-            raise ApiError(400, "model_required",
-                           "Name a model as provider/model (no OUTRIDER_DEFAULT_MODEL is set).")
+            raise ApiError(
+                400,
+                "model_required",
+                "Name a model as provider/model (no OUTRIDER_DEFAULT_MODEL is set).",
+            )
         model = f"{provider_id}/{endpoint.models[0]}"
     provider_id, slash, model_id = model.partition("/")
     names = ", ".join(sorted(providers))
     if not slash or not provider_id or not model_id:
-        raise ApiError(400, "invalid_model",
-                       f"model must be provider/model, like {next(iter(providers))}/<model>. "
-                       f"Configured providers: {names}.")
+        raise ApiError(
+            400,
+            "invalid_model",
+            f"model must be provider/model, like {next(iter(providers))}/<model>. "
+            f"Configured providers: {names}.",
+        )
     if provider_id not in providers:
-        raise ApiError(400, "unknown_provider",
-                       f"Unknown model provider {provider_id!r}. Configured providers: {names}.")
+        raise ApiError(
+            400,
+            "unknown_provider",
+            f"Unknown model provider {provider_id!r}. Configured providers: {names}.",
+        )
     return model
 
 
@@ -77,13 +86,24 @@ async def check_outbound_url(settings: Settings, url: str, field: str) -> None:
 
 def to_read(task: Task) -> TaskRead:
     return TaskRead(
-        task_id=task.id, status=task.status, title=task.title, prompt=task.prompt,
-        repo_url=task.repo_url, branch=task.branch, pr_url=task.pr_url,
-        webhook_url=task.webhook_url, agent=task.agent, model=task.model, error=task.error,
+        task_id=task.id,
+        status=task.status,
+        title=task.title,
+        prompt=task.prompt,
+        repo_url=task.repo_url,
+        branch=task.branch,
+        pr_url=task.pr_url,
+        webhook_url=task.webhook_url,
+        agent=task.agent,
+        model=task.model,
+        error=task.error,
         summary=task.summary,
-        usage=Usage(input_tokens=task.input_tokens, output_tokens=task.output_tokens,
-                    cost=task.cost),
-        created_at=task.created_at, updated_at=task.updated_at, completed_at=task.completed_at,
+        usage=Usage(
+            input_tokens=task.input_tokens, output_tokens=task.output_tokens, cost=task.cost
+        ),
+        created_at=task.created_at,
+        updated_at=task.updated_at,
+        completed_at=task.completed_at,
     )
 
 
@@ -116,9 +136,14 @@ async def transition(
     if result.first() is None:
         return False
     await events.append(
-        session, task_id,
-        [("task.status", {"taskId": str(task_id), "status": new.value,
-                          "error": values.get("error")})],
+        session,
+        task_id,
+        [
+            (
+                "task.status",
+                {"taskId": str(task_id), "status": new.value, "error": values.get("error")},
+            )
+        ],
     )
     return True
 
@@ -126,8 +151,9 @@ async def transition(
 # --- reads ------------------------------------------------------------------------
 
 
-async def get_for_user(session: AsyncSession, user_id: uuid.UUID, task_id: uuid.UUID,
-                       lock: bool = False) -> Task:
+async def get_for_user(
+    session: AsyncSession, user_id: uuid.UUID, task_id: uuid.UUID, lock: bool = False
+) -> Task:
     """The user's task; another user's task is a 404, exactly like a missing one."""
     statement = select(Task).where(Task.id == task_id, Task.user_id == user_id)
     if lock:
@@ -153,7 +179,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 
 async def list_for_user(
-    session: AsyncSession, user_id: uuid.UUID, status: TaskStatus | None, limit: int,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    status: TaskStatus | None,
+    limit: int,
     cursor: str | None,
 ) -> tuple[Sequence[Task], str | None]:
     statement = select(Task).where(Task.user_id == user_id)
@@ -199,10 +228,14 @@ async def find_idempotent_replay(
         await session.flush()
         return None
     if record.request_digest != _request_digest(body):
-        raise ApiError(422, "idempotency_key_reused",
-                       "This Idempotency-Key was used with a different request body.")
-    return Created(uuid.UUID(record.response["taskId"]), record.status_code, record.response,
-                   replayed=True)
+        raise ApiError(
+            422,
+            "idempotency_key_reused",
+            "This Idempotency-Key was used with a different request body.",
+        )
+    return Created(
+        uuid.UUID(record.response["taskId"]), record.status_code, record.response, replayed=True
+    )
 
 
 async def create_task(
@@ -221,39 +254,75 @@ async def create_task(
         await check_outbound_url(settings, body.webhook_url, "webhookUrl")
     now = utcnow()
     task = Task(
-        id=uuid.uuid4(), user_id=user_id, status=TaskStatus.creating,
-        title=(body.title or "").strip() or default_title(body.prompt), prompt=body.prompt,
-        repo_url=body.repo_url, branch=body.branch, agent=body.agent, model=model,
-        webhook_url=body.webhook_url, input_tokens=0, output_tokens=0, cost=0.0,
-        created_at=now, updated_at=now, last_activity_at=now,
+        id=uuid.uuid4(),
+        user_id=user_id,
+        status=TaskStatus.creating,
+        title=(body.title or "").strip() or default_title(body.prompt),
+        prompt=body.prompt,
+        repo_url=body.repo_url,
+        branch=body.branch,
+        agent=body.agent,
+        model=model,
+        webhook_url=body.webhook_url,
+        input_tokens=0,
+        output_tokens=0,
+        cost=0.0,
+        created_at=now,
+        updated_at=now,
+        last_activity_at=now,
     )
     session.add(task)
     await session.flush()
-    await events.append(session, task.id, [("task.status", {
-        "taskId": str(task.id), "status": TaskStatus.creating.value, "error": None})])
+    await events.append(
+        session,
+        task.id,
+        [
+            (
+                "task.status",
+                {"taskId": str(task.id), "status": TaskStatus.creating.value, "error": None},
+            )
+        ],
+    )
     if idempotency_key:
-        session.add(IdempotencyRecord(
-            user_id=user_id, key=idempotency_key, request_digest=_request_digest(body),
-            status_code=201, response=created_body(task), created_at=now))
+        session.add(
+            IdempotencyRecord(
+                user_id=user_id,
+                key=idempotency_key,
+                request_digest=_request_digest(body),
+                status_code=201,
+                response=created_body(task),
+                created_at=now,
+            )
+        )
         try:
             await session.flush()
         except IntegrityError as error:
-            raise ApiError(409, "idempotency_key_in_flight",
-                           "A request with this Idempotency-Key is being processed; retry.") from error
+            raise ApiError(
+                409,
+                "idempotency_key_in_flight",
+                "A request with this Idempotency-Key is being processed; retry.",
+            ) from error
     return task
 
 
 def created_body(task: Task) -> dict[str, Any]:
-    return {"taskId": str(task.id), "status": task.status.value,
-            "message": "Task created; the agent is being provisioned."}
+    return {
+        "taskId": str(task.id),
+        "status": task.status.value,
+        "message": "Task created; the agent is being provisioned.",
+    }
 
 
 # --- follow-ups, stop, delete -----------------------------------------------------
 
 
 async def queue_message(
-    session: AsyncSession, user_id: uuid.UUID, task_id: uuid.UUID, text: str,
-    model: str | None, settings: Settings,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    task_id: uuid.UUID,
+    text: str,
+    model: str | None,
+    settings: Settings,
 ) -> tuple[Task, int, bool]:
     """Queue a follow-up. Returns the task, the queue length, and whether the task was
     completed and must be resumed (the caller defers that job)."""
@@ -261,19 +330,27 @@ async def queue_message(
         model = resolve_model(settings, model)
     task = await get_for_user(session, user_id, task_id, lock=True)
     if task.status is TaskStatus.creating:
-        raise ApiError(409, "task_not_ready",
-                       "The task is still being provisioned; send follow-ups once it is active.")
+        raise ApiError(
+            409,
+            "task_not_ready",
+            "The task is still being provisioned; send follow-ups once it is active.",
+        )
     if task.status in (TaskStatus.error, TaskStatus.terminated):
-        raise ApiError(409, f"task_{task.status.value}",
-                       f"The task is {task.status.value}; it takes no more messages.")
-    session.add(TaskMessage(id=uuid.uuid4(), task_id=task.id, text=text, model=model,
-                            created_at=utcnow()))
+        raise ApiError(
+            409,
+            f"task_{task.status.value}",
+            f"The task is {task.status.value}; it takes no more messages.",
+        )
+    session.add(
+        TaskMessage(id=uuid.uuid4(), task_id=task.id, text=text, model=model, created_at=utcnow())
+    )
     await session.flush()
     resume = task.status is TaskStatus.completed
     if resume:
         await transition(session, task.id, [TaskStatus.completed], TaskStatus.active)
     queued = await session.scalar(
-        select(func.count()).select_from(TaskMessage)
+        select(func.count())
+        .select_from(TaskMessage)
         .where(TaskMessage.task_id == task.id, TaskMessage.sent_at.is_(None))
     )
     await session.refresh(task)
@@ -282,11 +359,12 @@ async def queue_message(
 
 async def stop(session: AsyncSession, user_id: uuid.UUID, task_id: uuid.UUID) -> Task:
     task = await get_for_user(session, user_id, task_id, lock=True)
-    if not await transition(session, task.id, LIVE_STATUSES, TaskStatus.terminated,
-                            error=None):
-        raise ApiError(409, "task_not_running",
-                       f"The task is {task.status.value}; only a creating or active task "
-                       "can be stopped.")
+    if not await transition(session, task.id, LIVE_STATUSES, TaskStatus.terminated, error=None):
+        raise ApiError(
+            409,
+            "task_not_running",
+            f"The task is {task.status.value}; only a creating or active task can be stopped.",
+        )
     await session.refresh(task)
     return task
 
@@ -303,12 +381,15 @@ def conversation(task: Task) -> list[MessageRead]:
         info = message.get("info", {})
         parts = message.get("parts", [])
         created = (info.get("time") or {}).get("created")
-        result.append(MessageRead(
-            id=str(info.get("id")), role=str(info.get("role")),
-            text="".join(p.get("text", "") for p in parts if p.get("type") == "text"),
-            parts=parts,
-            created_at=datetime.fromtimestamp(created / 1000, UTC) if created else None,
-        ))
+        result.append(
+            MessageRead(
+                id=str(info.get("id")),
+                role=str(info.get("role")),
+                text="".join(p.get("text", "") for p in parts if p.get("type") == "text"),
+                parts=parts,
+                created_at=datetime.fromtimestamp(created / 1000, UTC) if created else None,
+            )
+        )
     return result
 
 
@@ -324,9 +405,7 @@ async def next_pending_message(session: AsyncSession, task_id: uuid.UUID) -> Tas
     )
 
 
-async def complete_unless_queued(
-    session: AsyncSession, task_id: uuid.UUID, **values: Any
-) -> bool:
+async def complete_unless_queued(session: AsyncSession, task_id: uuid.UUID, **values: Any) -> bool:
     """active -> completed, unless a follow-up is waiting (then the agent goes on)."""
     await session.execute(select(Task.id).where(Task.id == task_id).with_for_update())
     waiting = await session.scalar(
@@ -346,17 +425,19 @@ async def live_tasks_without_job(session: AsyncSession, older_than: timedelta) -
             ~exists(
                 select(text("1"))
                 .select_from(text("procrastinate_jobs j"))
-                .where(text("j.task_name = 'run_agent' AND j.status IN ('todo', 'doing') "
-                            "AND j.args->>'task_id' = tasks.id::text"))
+                .where(
+                    text(
+                        "j.task_name = 'run_agent' AND j.status IN ('todo', 'doing') "
+                        "AND j.args->>'task_id' = tasks.id::text"
+                    )
+                )
             ),
         )
     )
     return rows.all()
 
 
-async def sandboxes_to_reap(
-    session: AsyncSession, queue: str, ttl: timedelta
-) -> Sequence[Task]:
+async def sandboxes_to_reap(session: AsyncSession, queue: str, ttl: timedelta) -> Sequence[Task]:
     """Finished tasks on this worker whose sandbox has outlived OUTRIDER_SANDBOX_TTL."""
     rows = await session.scalars(
         select(Task).where(

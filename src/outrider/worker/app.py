@@ -14,8 +14,9 @@ from outrider.config import Settings
 PROVISION_QUEUE = "provision"
 
 # Jobs register on this app; a process binds it to its database with `connected_app`.
-app = procrastinate.App(connector=procrastinate.PsycopgConnector(), import_paths=[
-    "outrider.worker.jobs"])
+app = procrastinate.App(
+    connector=procrastinate.PsycopgConnector(), import_paths=["outrider.worker.jobs"]
+)
 
 
 def libpq_url(sqlalchemy_url: str) -> str:
@@ -26,7 +27,10 @@ def connection_pool(sqlalchemy_url: str, size: int) -> AsyncConnectionPool:
     """A pool for the worker's `app.open_async(pool)`: procrastinate's periodic deferrer
     works on the module-level app, so that app itself is opened, on this pool."""
     return AsyncConnectionPool(
-        libpq_url(sqlalchemy_url), min_size=1, max_size=size, open=False,
+        libpq_url(sqlalchemy_url),
+        min_size=1,
+        max_size=size,
+        open=False,
         check=AsyncConnectionPool.check_connection,
     )
 

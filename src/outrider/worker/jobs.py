@@ -63,10 +63,14 @@ async def _prepare_repository(sandbox: Sandbox, task: Task) -> None:
     if result.returncode != 0:
         raise TaskFailed(_git_error(result.stderr, "clone"))
     if task.branch:
-        exists = await sandbox.run(["git", "rev-parse", "--verify", "--quiet",
-                                    f"refs/remotes/origin/{task.branch}"])
-        checkout = (["git", "checkout", "-q", task.branch] if exists.returncode == 0
-                    else ["git", "checkout", "-q", "-b", task.branch])
+        exists = await sandbox.run(
+            ["git", "rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{task.branch}"]
+        )
+        checkout = (
+            ["git", "checkout", "-q", task.branch]
+            if exists.returncode == 0
+            else ["git", "checkout", "-q", "-b", task.branch]
+        )
         result = await sandbox.run(checkout)
         if result.returncode != 0:
             raise TaskFailed(_git_error(result.stderr, "checkout"))
@@ -99,26 +103,37 @@ async def run_agent(context: JobContext, task_id: str) -> None:
         if provisioning:
             root = rt.settings.sandboxes_dir.resolve() / str(task.id)
             async with rt.sessions() as session, session.begin():
-                await session.execute(update(Task).where(Task.id == task.id).values(
-                    worker_queue=rt.queue, sandbox_path=str(root)))
+                await session.execute(
+                    update(Task)
+                    .where(Task.id == task.id)
+                    .values(worker_queue=rt.queue, sandbox_path=str(root))
+                )
             try:
                 sandbox, agent, agent_session = await asyncio.wait_for(
-                    _provision(task, root), rt.settings.provision_timeout)
+                    _provision(task, root), rt.settings.provision_timeout
+                )
             except TimeoutError as error:
                 raise TaskFailed(
                     f"Provisioning took longer than {rt.settings.provision_timeout:.0f} s "
-                    "(OUTRIDER_PROVISION_TIMEOUT).") from error
+                    "(OUTRIDER_PROVISION_TIMEOUT)."
+                ) from error
             async with rt.sessions() as session, session.begin():
-                await session.execute(update(Task).where(Task.id == task.id).values(
-                    agent_session_id=agent_session))
+                await session.execute(
+                    update(Task).where(Task.id == task.id).values(agent_session_id=agent_session)
+                )
             task.agent_session_id = agent_session
         else:
-            if task.sandbox_path is None or not Path(task.sandbox_path).exists():
-                raise TaskFailed("The task's sandbox is gone (reaped or lost with its worker); "
-                                 "create a new task to continue.")
+            if task.sandbox_path is None or not await asyncio.to_thread(
+                Path(task.sandbox_path).exists
+            ):
+                raise TaskFailed(
+                    "The task's sandbox is gone (reaped or lost with its worker); "
+                    "create a new task to continue."
+                )
             sandbox = rt.sandboxes.open(Path(task.sandbox_path))
             await opencode.ensure_installed(rt.settings)
             agent = await opencode.start(sandbox, rt.settings, task.model, timeout=60)
+        assert agent is not None
         supervisor = Supervisor(task, agent, provisioning)
         await supervisor.run()
     except TaskFailed as error:
@@ -128,8 +143,9 @@ async def run_agent(context: JobContext, task_id: str) -> None:
         if provisioning:
             await _destroy_after_failed_provision(identifier)
     except (AgentError, httpx.HTTPError) as error:
-        await _fail(identifier, [TaskStatus.creating, TaskStatus.active],
-                    f"The agent failed: {error}")
+        await _fail(
+            identifier, [TaskStatus.creating, TaskStatus.active], f"The agent failed: {error}"
+        )
         if provisioning:
             await _destroy_after_failed_provision(identifier)
     finally:
@@ -192,9 +208,9 @@ def decide(messages: list[dict[str, Any]], prompt_message_id: str | None) -> Out
         return Outcome(None, usage=usage)
     info = last["info"]
     if info.get("error"):
-        error = info["error"]
-        message = (error.get("data") or {}).get("message") or error.get("name") or "agent error"
-        return Outcome(TaskStatus.error, error=f"The model failed: {message}", usage=usage)
+        failure: dict[str, Any] = info["error"]
+        reason = (failure.get("data") or {}).get("message") or failure.get("name") or "error"
+        return Outcome(TaskStatus.error, error=f"The model failed: {reason}", usage=usage)
     if info.get("finish") and info.get("finish") != "tool-calls" and info["time"].get("completed"):
         text = "".join(p.get("text", "") for p in last.get("parts", []) if p.get("type") == "text")
         return Outcome(TaskStatus.completed, summary=text.strip() or None, usage=usage)
@@ -206,10 +222,12 @@ def _coalesce(batch: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[s
     merged: list[tuple[str, dict[str, Any]]] = []
     for kind, data in batch:
         if merged and kind == "message.part.delta" and merged[-1][0] == kind:
-            previous = merged[-1][1]["properties"]
-            current = data["properties"]
+            previous: dict[str, Any] = merged[-1][1]["properties"]
+            current: dict[str, Any] = data["properties"]
             if (previous.get("partID"), previous.get("field")) == (
-                current.get("partID"), current.get("field")):
+                current.get("partID"),
+                current.get("field"),
+            ):
                 previous["delta"] = previous.get("delta", "") + current.get("delta", "")
                 continue
         merged.append((kind, data))
@@ -253,8 +271,9 @@ class Supervisor:
         try:
             async with rt.sessions() as session, session.begin():
                 await events.append(session, self.task.id, batch)
-                await session.execute(update(Task).where(Task.id == self.task.id).values(
-                    last_activity_at=utcnow()))
+                await session.execute(
+                    update(Task).where(Task.id == self.task.id).values(last_activity_at=utcnow())
+                )
         except Exception:
             async with rt.sessions() as session:
                 if await session.get(Task, self.task.id) is None:
@@ -272,7 +291,7 @@ class Supervisor:
         self._known_messages = len(before)
 
     async def _prompt_message(self, messages: list[dict[str, Any]]) -> str | None:
-        for message in messages[getattr(self, "_known_messages", 0):]:
+        for message in messages[getattr(self, "_known_messages", 0) :]:
             if message["info"].get("role") == "user":
                 return str(message["info"]["id"])
         return None
@@ -303,8 +322,9 @@ class Supervisor:
             if self.provisioning:
                 await self._send(self.task.prompt, self.task.model)
                 async with rt.sessions() as session, session.begin():
-                    won = await tasks.transition(session, self.task.id, [TaskStatus.creating],
-                                                 TaskStatus.active)
+                    won = await tasks.transition(
+                        session, self.task.id, [TaskStatus.creating], TaskStatus.active
+                    )
                 if not won:
                     await self._abort_quietly()
                     return
@@ -356,10 +376,13 @@ class Supervisor:
                     return
                 if now - self.prompt_started > rt.settings.task_timeout:
                     await self._abort_quietly()
-                    await _fail(self.task.id, [TaskStatus.active],
-                                f"The agent ran past its deadline of "
-                                f"{rt.settings.task_timeout:.0f} s (OUTRIDER_TASK_TIMEOUT) "
-                                "and was stopped.")
+                    await _fail(
+                        self.task.id,
+                        [TaskStatus.active],
+                        f"The agent ran past its deadline of "
+                        f"{rt.settings.task_timeout:.0f} s (OUTRIDER_TASK_TIMEOUT) "
+                        "and was stopped.",
+                    )
                     return
             if idle and await self._decide_and_continue():
                 return
@@ -375,8 +398,14 @@ class Supervisor:
         values: dict[str, Any] = {**outcome.usage, "conversation": messages}
         if outcome.status is TaskStatus.error:
             async with rt.sessions() as session, session.begin():
-                await tasks.transition(session, self.task.id, [TaskStatus.active],
-                                       TaskStatus.error, error=outcome.error, **values)
+                await tasks.transition(
+                    session,
+                    self.task.id,
+                    [TaskStatus.active],
+                    TaskStatus.error,
+                    error=outcome.error,
+                    **values,
+                )
             return True
         values["summary"] = outcome.summary
         async with rt.sessions() as session, session.begin():
@@ -407,19 +436,24 @@ async def reap_now(job_manager: JobManager) -> None:
     rt = runtime.current()
     # A job whose worker stopped heart-beating will never finish: mark it failed, and the
     # task it ran is resolved just below.
-    for job in await job_manager.get_stalled_jobs(task_name="run_agent",
-                                                   seconds_since_heartbeat=15):
+    for job in await job_manager.get_stalled_jobs(
+        task_name="run_agent", seconds_since_heartbeat=15
+    ):
         await job_manager.finish_job(job, status=Status.FAILED, delete_job=False)
     async with rt.sessions() as session, session.begin():
         for task in await tasks.live_tasks_without_job(session, timedelta(seconds=10)):
             await tasks.transition(
-                session, task.id, [TaskStatus.creating, TaskStatus.active], TaskStatus.error,
+                session,
+                task.id,
+                [TaskStatus.creating, TaskStatus.active],
+                TaskStatus.error,
                 error="The worker running this task stopped, and its sandbox went with it. "
-                      "Create a new task to try again.")
+                "Create a new task to try again.",
+            )
     async with rt.sessions() as session, session.begin():
         for task in await tasks.sandboxes_to_reap(
-                session, rt.queue, timedelta(seconds=rt.settings.sandbox_ttl)):
+            session, rt.queue, timedelta(seconds=rt.settings.sandbox_ttl)
+        ):
             if task.sandbox_path:
                 await rt.sandboxes.destroy(Path(task.sandbox_path))
             task.sandbox_destroyed_at = utcnow()
-

@@ -15,10 +15,15 @@ log = logging.getLogger(__name__)
 async def run_worker(settings: Settings, url: str) -> None:
     engine = create_engine(url, pool_size=settings.worker_concurrency + 2)
     queue = sandbox_queue(settings)
-    runtime.install(runtime.WorkerRuntime(
-        settings=settings, engine=engine, sessions=sessionmaker(engine),
-        sandboxes=runtime.sandbox_provider(settings), queue=queue,
-    ))
+    runtime.install(
+        runtime.WorkerRuntime(
+            settings=settings,
+            engine=engine,
+            sessions=sessionmaker(engine),
+            sandboxes=runtime.sandbox_provider(settings),
+            queue=queue,
+        )
+    )
     pool = connection_pool(url, settings.worker_concurrency + 4)
     await pool.open()
     procrastinate_app = app

@@ -24,8 +24,9 @@ _current: WorkerRuntime | None = None
 
 
 def sandbox_provider(settings: Settings) -> SandboxProvider:
-    return BubblewrapProvider(settings.tools_dir, settings.sandbox_memory_mb,
-                              settings.sandbox_max_processes)
+    return BubblewrapProvider(
+        settings.tools_dir, settings.sandbox_memory_mb, settings.sandbox_max_processes
+    )
 
 
 def install(runtime: WorkerRuntime) -> None:
