@@ -50,7 +50,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture(autouse=True)
 async def clean_database(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
-        await conn.execute(text("TRUNCATE users, sign_in_failures CASCADE"))
+        await conn.execute(text("TRUNCATE users, sign_in_failures, procrastinate_jobs CASCADE"))
 
 
 @pytest.fixture

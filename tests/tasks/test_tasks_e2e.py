@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import signal
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +16,9 @@ import httpx
 import pytest
 
 from tests.support.git_server import GitServer
-from tests.tasks.conftest import read_events, wait_for_status
+from tests.support.model_server import ScriptedModel
+from tests.support.servers import free_port, wait_until_healthy
+from tests.tasks.conftest import read_events, task_env, wait_for_status
 
 
 @pytest.fixture
@@ -144,7 +151,7 @@ async def test_stop_terminates_and_delete_removes_the_sandbox(
     for _ in range(100):
         if not sandbox.exists():
             break
-        await __import__("asyncio").sleep(0.1)
+        await asyncio.sleep(0.1)
     assert not sandbox.exists()
 
 
@@ -157,3 +164,50 @@ async def test_cloning_a_missing_repository_errors_clearly(
     task = await wait_for_status(api, created.json()["taskId"], {"completed", "error"})
     assert task["status"] == "error"
     assert task["error"] == "git clone failed: repository not found"
+
+
+async def test_a_worker_killed_mid_task_leaves_no_task_unresolved(
+    database_url: str,
+    make_account: Callable[..., Any],
+    tmp_path: Path,
+    model: ScriptedModel,
+) -> None:
+    account = await make_account()
+    home = tmp_path / "home"
+    env = {
+        **os.environ,
+        **task_env(database_url, model, OUTRIDER_WORKER_NAME="doomed"),
+        "OUTRIDER_HOME": str(home),
+    }
+
+    def start(port: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "outrider", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    port = free_port()
+    process = start(port)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        await asyncio.to_thread(wait_until_healthy, base_url, process)
+        async with httpx.AsyncClient(base_url=base_url, headers=account.headers) as client:
+            task_id = (await client.post("/api/v1/tasks", json={"prompt": "Work [[slow]]"})).json()[
+                "taskId"
+            ]
+            await wait_for_status(client, task_id, {"active"})
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        process = start(port)
+        await asyncio.to_thread(wait_until_healthy, base_url, process)
+        async with httpx.AsyncClient(base_url=base_url, headers=account.headers) as client:
+            task = await wait_for_status(client, task_id, {"completed", "error"}, timeout=60)
+        assert task["status"] == "error"
+        assert "worker running this task stopped" in task["error"]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(10)
