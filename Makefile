@@ -35,6 +35,7 @@ test: lint
 
 bench: install
 	$(BIN)/python -m benchmarks.api_auth
+	$(BIN)/python -m benchmarks.task_start
 
 # OpenCode (pinned) from npm, for the agent in every sandbox.
 OPENCODE_VERSION := 1.18.33

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from tests.support.git_server import GitServer
@@ -167,18 +168,55 @@ async def test_cloning_a_missing_repository_errors_clearly(
 
 
 async def test_a_worker_killed_mid_task_leaves_no_task_unresolved(
-    database_url: str,
-    make_account: Callable[..., Any],
-    tmp_path: Path,
-    model: ScriptedModel,
+    database_url: str, tmp_path: Path, model: ScriptedModel
 ) -> None:
-    account = await make_account()
+    # A database of its own, so no other test's worker can pick the task up.
+    location, _, query = database_url.partition("?")
+    own_url = f"{location.rsplit('/', 1)[0]}/outrider_kill?{query}"
+    admin = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS outrider_kill")
+        conn.execute("CREATE DATABASE outrider_kill")
     home = tmp_path / "home"
     env = {
         **os.environ,
-        **task_env(database_url, model, OUTRIDER_WORKER_NAME="doomed"),
+        **task_env(own_url, model, OUTRIDER_WORKER_NAME="doomed"),
         "OUTRIDER_HOME": str(home),
     }
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "outrider",
+            "users",
+            "create",
+            "--email",
+            "k@example.com",
+            "--password",
+            "long enough",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    key = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "outrider",
+            "keys",
+            "create",
+            "--user",
+            "k@example.com",
+            "--name",
+            "k",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    headers = {"Authorization": f"Bearer {key}"}
 
     def start(port: int) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
@@ -194,16 +232,16 @@ async def test_a_worker_killed_mid_task_leaves_no_task_unresolved(
     base_url = f"http://127.0.0.1:{port}"
     try:
         await asyncio.to_thread(wait_until_healthy, base_url, process)
-        async with httpx.AsyncClient(base_url=base_url, headers=account.headers) as client:
+        async with httpx.AsyncClient(base_url=base_url, headers=headers) as client:
             task_id = (await client.post("/api/v1/tasks", json={"prompt": "Work [[slow]]"})).json()[
                 "taskId"
             ]
             await wait_for_status(client, task_id, {"active"})
-        os.killpg(process.pid, signal.SIGKILL)
+        os.killpg(process.pid, signal.SIGKILL)  # the worker, its OpenCode and sandbox
         process.wait()
         process = start(port)
         await asyncio.to_thread(wait_until_healthy, base_url, process)
-        async with httpx.AsyncClient(base_url=base_url, headers=account.headers) as client:
+        async with httpx.AsyncClient(base_url=base_url, headers=headers) as client:
             task = await wait_for_status(client, task_id, {"completed", "error"}, timeout=60)
         assert task["status"] == "error"
         assert "worker running this task stopped" in task["error"]
