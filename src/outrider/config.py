@@ -17,11 +17,6 @@ class SignupPolicy(StrEnum):
     closed = "closed"
 
 
-class SandboxKind(StrEnum):
-    bubblewrap = "bubblewrap"
-    none = "none"  # unsafe: agent code runs as the worker's own user
-
-
 class ProviderConfig(BaseModel):
     """An OpenAI-compatible endpoint from OUTRIDER_PROVIDERS."""
 
@@ -57,7 +52,6 @@ class Settings(BaseSettings):
     default_model: str | None = None
     task_timeout: float = Field(default=3600, gt=0, description="seconds of agent work per prompt")
     provision_timeout: float = Field(default=300, gt=0)
-    sandbox: SandboxKind = SandboxKind.bubblewrap
     sandbox_ttl: float = Field(default=86400, gt=0, description="seconds after last activity")
     sandbox_memory_mb: int = Field(default=4096, ge=256)
     sandbox_max_processes: int = Field(default=512, ge=16)
