@@ -175,8 +175,7 @@ class BubblewrapProvider:
         if shutil.which("bwrap") is None:
             raise SandboxUnavailable(
                 "bubblewrap is not installed on the worker, so tasks cannot run safely. "
-                "Install it (`apt-get install bubblewrap`, or `make install` as root), or set "
-                "OUTRIDER_SANDBOX=none to run agents unsandboxed (unsafe)."
+                "Install it: `apt-get install bubblewrap`, or `make install` as root."
             )
 
     def create(self, root: Path) -> BubblewrapSandbox:
