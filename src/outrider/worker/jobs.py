@@ -138,8 +138,6 @@ async def run_agent(context: JobContext, task_id: str) -> None:
         await supervisor.run()
     except TaskFailed as error:
         await _fail(identifier, [TaskStatus.creating, TaskStatus.active], str(error))
-        if provisioning and task.sandbox_path is None and sandbox is not None:
-            await rt.sandboxes.destroy(sandbox.root)
         if provisioning:
             await _destroy_after_failed_provision(identifier)
     except (AgentError, httpx.HTTPError) as error:
@@ -247,6 +245,7 @@ class Supervisor:
         self.pending: list[tuple[str, dict[str, Any]]] = []
         self.prompt_started = 0.0
         self.prompt_message_id: str | None = None
+        self.messages_before_prompt = 0
         self.connected = asyncio.Event()
 
     async def _read_events(self) -> None:
@@ -286,12 +285,11 @@ class Supervisor:
         before = await self.agent.client.messages(self.session_id)
         self.prompt_started = loop.time()
         await self.agent.client.prompt(self.session_id, text, model, self.task.agent)
-        # The user message OpenCode records for this prompt is the next one after `before`.
-        self.prompt_message_id = None
-        self._known_messages = len(before)
+        # The user message OpenCode records for this prompt is the first after `before`.
+        self.messages_before_prompt = len(before)
 
     async def _prompt_message(self, messages: list[dict[str, Any]]) -> str | None:
-        for message in messages[getattr(self, "_known_messages", 0) :]:
+        for message in messages[self.messages_before_prompt :]:
             if message["info"].get("role") == "user":
                 return str(message["info"]["id"])
         return None
