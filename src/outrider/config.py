@@ -7,6 +7,7 @@ import secrets
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +53,8 @@ class Settings(BaseSettings):
     default_model: str | None = None
     task_timeout: float = Field(default=3600, gt=0, description="seconds of agent work per prompt")
     provision_timeout: float = Field(default=300, gt=0)
+    # "none" runs the agent unisolated, as the worker's user: unsafe, explicit opt-in only.
+    sandbox: Literal["bubblewrap", "none"] = "bubblewrap"
     sandbox_ttl: float = Field(default=86400, gt=0, description="seconds after last activity")
     sandbox_memory_mb: int = Field(default=4096, ge=256)
     sandbox_max_processes: int = Field(default=512, ge=16)

@@ -5,6 +5,7 @@ The last user message picks the script with a marker:
   [[slow]]          run `sleep 4` first (keeps the agent busy), then answer
   [[fail-400]]      answer HTTP 400 (a model error OpenCode does not retry)
   [[retry-500]]     answer HTTP 500 forever (OpenCode retries without end)
+  [[outside]]       try to write ../home/outside.txt (outside the repo), then answer
 anything else       answer with text echoing the message.
 The step within a script is the number of tool results since that user message.
 Other requests (titles, summaries) get a one-word answer.
@@ -13,6 +14,7 @@ Other requests (titles, summaries) get a one-word answer.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 REPO = "/sandbox/repo"
+_WORKDIR = re.compile(r"Working directory: (\S+)")
 USAGE = {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}
 
 
@@ -33,8 +36,19 @@ def _text_of(message: dict[str, Any]) -> str:
     return ""
 
 
+def _working_directory(messages: list[dict[str, Any]]) -> str:
+    """The repo as the agent sees it, from OpenCode's system prompt."""
+    for message in messages:
+        if message.get("role") == "system":
+            found = _WORKDIR.search(_text_of(message))
+            if found:
+                return found.group(1)
+    return REPO
+
+
 def plan(messages: list[dict[str, Any]]) -> tuple[str, Any]:
     """What to answer: ("text", str) | ("tool", (name, args)) | ("status", code)."""
+    repo = _working_directory(messages)
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
     if last_user < 0:
         return ("text", "Task")
@@ -48,7 +62,7 @@ def plan(messages: list[dict[str, Any]]) -> tuple[str, Any]:
         script: list[tuple[str, Any]] = [
             (
                 "tool",
-                ("write", {"filePath": f"{REPO}/hello.txt", "content": "hello from outrider\n"}),
+                ("write", {"filePath": f"{repo}/hello.txt", "content": "hello from outrider\n"}),
             ),
             (
                 "tool",
@@ -64,6 +78,11 @@ def plan(messages: list[dict[str, Any]]) -> tuple[str, Any]:
             ("text", "All done: wrote hello.txt and committed it."),
         ]
         return script[min(step, len(script) - 1)]
+    if "[[outside]]" in prompt:
+        if step == 0:
+            escape = {"filePath": f"{repo}/../home/outside.txt", "content": "escaped\n"}
+            return ("tool", ("write", escape))
+        return ("text", "Could not write outside the repository.")
     if "[[slow]]" in prompt:
         if step == 0:
             return ("tool", ("bash", {"command": "sleep 4", "description": "Think slowly"}))

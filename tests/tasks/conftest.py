@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from tests.support.git_server import GitServer, git_server
@@ -112,3 +116,29 @@ async def read_events(
                 ):
                     break
     return frames
+
+
+def own_database(database_url: str, name: str) -> str:
+    """A fresh database beside the shared one, so no other test's worker takes its jobs."""
+    location, _, query = database_url.partition("?")
+    admin = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{location.rsplit('/', 1)[0]}/{name}?{query}"
+
+
+def cli_account(env: dict[str, str], email: str) -> dict[str, str]:
+    """A user and API key made through the CLI (which migrates an empty database first)."""
+    full_env = {**os.environ, **env}
+    outrider = [sys.executable, "-m", "outrider"]
+    create_user = ["users", "create", "--email", email, "--password", "long enough"]
+    subprocess.run([*outrider, *create_user], env=full_env, check=True, capture_output=True)
+    key = subprocess.run(
+        [*outrider, "keys", "create", "--user", email, "--name", "tests"],
+        env=full_env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return {"Authorization": f"Bearer {key}"}

@@ -13,13 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from tests.support.git_server import GitServer
 from tests.support.model_server import ScriptedModel
-from tests.support.servers import free_port, wait_until_healthy
-from tests.tasks.conftest import read_events, task_env, wait_for_status
+from tests.support.servers import free_port, outrider_server, wait_until_healthy
+from tests.tasks.conftest import (
+    cli_account,
+    own_database,
+    read_events,
+    task_env,
+    wait_for_status,
+)
 
 
 @pytest.fixture
@@ -170,53 +175,14 @@ async def test_cloning_a_missing_repository_errors_clearly(
 async def test_a_worker_killed_mid_task_leaves_no_task_unresolved(
     database_url: str, tmp_path: Path, model: ScriptedModel
 ) -> None:
-    # A database of its own, so no other test's worker can pick the task up.
-    location, _, query = database_url.partition("?")
-    own_url = f"{location.rsplit('/', 1)[0]}/outrider_kill?{query}"
-    admin = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS outrider_kill")
-        conn.execute("CREATE DATABASE outrider_kill")
+    own_url = own_database(database_url, "outrider_kill")
     home = tmp_path / "home"
     env = {
         **os.environ,
         **task_env(own_url, model, OUTRIDER_WORKER_NAME="doomed"),
         "OUTRIDER_HOME": str(home),
     }
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "outrider",
-            "users",
-            "create",
-            "--email",
-            "k@example.com",
-            "--password",
-            "long enough",
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    key = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "outrider",
-            "keys",
-            "create",
-            "--user",
-            "k@example.com",
-            "--name",
-            "k",
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    headers = {"Authorization": f"Bearer {key}"}
+    headers = cli_account(env, "k@example.com")
 
     def start(port: int) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
@@ -249,3 +215,73 @@ async def test_a_worker_killed_mid_task_leaves_no_task_unresolved(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         process.wait(10)
+
+
+async def test_the_agent_cannot_write_outside_the_repository(
+    api: httpx.AsyncClient, outrider_home: Path
+) -> None:
+    created = await api.post("/api/v1/tasks", json={"prompt": "Escape [[outside]]"})
+    task_id = created.json()["taskId"]
+    task = await wait_for_status(api, task_id, {"completed", "error"})
+    assert task["status"] == "completed", task
+    assert task["summary"] == "Could not write outside the repository."
+    sandbox = outrider_home / "sandboxes" / task_id
+    assert not (sandbox / "home" / "outside.txt").exists()
+    frames = await read_events(api, task_id, until_status="completed")
+    write_states = [
+        data["properties"]["part"]["state"]["status"]
+        for _, kind, data in frames
+        if kind == "message.part.updated" and data["properties"]["part"].get("tool") == "write"
+    ]
+    assert write_states[-1] == "error"
+
+
+async def test_unsandboxed_mode_runs_tasks_and_the_reaper_removes_idle_sandboxes(
+    database_url: str, tmp_path: Path, model: ScriptedModel, git: GitServer
+) -> None:
+    """OUTRIDER_SANDBOX=none works without bubblewrap's paths; OUTRIDER_SANDBOX_TTL reaps."""
+    home = tmp_path / "home"
+    env = {
+        **task_env(
+            own_database(database_url, "outrider_unsandboxed"),
+            model,
+            OUTRIDER_SANDBOX="none",
+            OUTRIDER_SANDBOX_TTL="6",
+            OUTRIDER_WORKER_NAME="unsandboxed",
+        ),
+        "OUTRIDER_HOME": str(home),
+    }
+    headers = cli_account(env, "u@example.com")
+    repo_url = git.create_repo("unsandboxed", {"README.md": "# u\n"})
+    with outrider_server(env, home, tmp_path / "serve.log") as base_url:
+        async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as client:
+            created = await client.post(
+                "/api/v1/tasks", json={"prompt": "Greet [[write-commit]]", "repoUrl": repo_url}
+            )
+            task_id = created.json()["taskId"]
+            task = await wait_for_status(client, task_id, {"completed", "error"})
+            assert task["status"] == "completed", task
+            sandbox = home / "sandboxes" / task_id
+            clone = sandbox / "repo"
+            assert (clone / "hello.txt").read_text() == "hello from outrider\n"
+            subject = subprocess.run(
+                ["git", "log", "--format=%s", "-1"],
+                cwd=clone,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            assert subject == "Add hello.txt"
+
+            # Past its TTL the reaper (every 15 s) removes the sandbox; the task stays.
+            for _ in range(80):
+                if not sandbox.exists():
+                    break
+                await asyncio.sleep(0.5)
+            assert not sandbox.exists(), "the reaper left the sandbox past its TTL"
+            assert (await client.get(f"/api/v1/tasks/{task_id}")).json()["status"] == "completed"
+            # A follow-up can no longer resume it, and says why.
+            sent = await client.post(f"/api/v1/tasks/{task_id}/messages", json={"text": "More"})
+            assert sent.status_code == 202, sent.text
+            task = await wait_for_status(client, task_id, {"error"})
+            assert "sandbox is gone" in task["error"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import platform
 import secrets
 import shutil
@@ -17,11 +18,11 @@ from typing import Any
 import httpx
 
 from outrider.config import Settings
-from outrider.sandbox.base import HOME_DIR, REPO_DIR, TOOLS_DIR, Sandbox
+from outrider.sandbox.base import AgentPaths, Sandbox
 
 log = logging.getLogger(__name__)
 
-CONFIG_PATH = f"{HOME_DIR}/.config/outrider/opencode.json"
+CONFIG_RELATIVE = ".config/outrider/opencode.json"
 _install_lock = asyncio.Lock()
 
 
@@ -105,9 +106,9 @@ def build_config(settings: Settings, model: str) -> dict[str, Any]:
     }
 
 
-def agent_environment(settings: Settings, password: str) -> dict[str, str]:
+def agent_environment(settings: Settings, paths: AgentPaths, password: str) -> dict[str, str]:
     env = {
-        "OPENCODE_CONFIG": CONFIG_PATH,
+        "OPENCODE_CONFIG": f"{paths.home}/{CONFIG_RELATIVE}",
         "OPENCODE_SERVER_PASSWORD": password,
         "OPENCODE_DISABLE_AUTOUPDATE": "1",
         "OPENCODE_DISABLE_SHARE": "1",
@@ -136,6 +137,7 @@ def free_port() -> int:
 class RunningAgent:
     process: asyncio.subprocess.Process
     client: OpenCodeClient
+    repo_dir: str  # as the agent sees it; what the permission policy allows
 
     async def stop(self) -> None:
         await self.client.close()
@@ -150,7 +152,7 @@ class RunningAgent:
 
 async def start(sandbox: Sandbox, settings: Settings, model: str, timeout: float) -> RunningAgent:
     """Write the config, start `opencode serve` in the sandbox, wait until it is healthy."""
-    config_file = sandbox.home / ".config" / "outrider" / "opencode.json"
+    config_file = sandbox.home / CONFIG_RELATIVE
     config_file.parent.mkdir(parents=True, exist_ok=True)
     config_file.write_text(json.dumps(build_config(settings, model)))
     config_file.chmod(0o600)
@@ -158,18 +160,18 @@ async def start(sandbox: Sandbox, settings: Settings, model: str, timeout: float
     port = free_port()
     process = await sandbox.start(
         [
-            f"{TOOLS_DIR}/{binary_relative_path()}",
+            f"{sandbox.paths.tools}/{binary_relative_path()}",
             "serve",
             "--hostname",
             "127.0.0.1",
             "--port",
             str(port),
         ],
-        agent_environment(settings, password),
+        agent_environment(settings, sandbox.paths, password),
         sandbox.root / "logs" / "opencode.log",
     )
     client = OpenCodeClient(f"http://127.0.0.1:{port}", password)
-    agent = RunningAgent(process, client)
+    agent = RunningAgent(process, client, sandbox.paths.repo)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
@@ -254,13 +256,17 @@ class OpenCodeClient:
                     data = []
 
 
-def permission_reply(properties: dict[str, Any]) -> str:
+def permission_reply(properties: dict[str, Any], repo_dir: str) -> str:
     """Our policy for a permission request: work inside the repo yes, outside no."""
     if properties.get("permission") == "external_directory":
         return "reject"
     patterns = properties.get("patterns") or []
-    if any(
-        isinstance(p, str) and p.startswith("/") and not p.startswith(REPO_DIR) for p in patterns
-    ):
+    if any(isinstance(p, str) and p.startswith("/") and not _inside(p, repo_dir) for p in patterns):
         return "reject"
     return "once"
+
+
+def _inside(pattern: str, directory: str) -> bool:
+    # Normalised first, so "<repo>/../elsewhere" counts as outside.
+    path, directory = os.path.normpath(pattern), os.path.normpath(directory)
+    return path == directory or path.startswith(directory + "/")

@@ -24,8 +24,36 @@ class CommandResult:
     stderr: str
 
 
+@dataclass(frozen=True)
+class AgentPaths:
+    """Where the repo, home and tools are, as processes inside the sandbox see them."""
+
+    repo: str
+    home: str
+    tools: str
+
+
+SANDBOXED_PATHS = AgentPaths(REPO_DIR, HOME_DIR, TOOLS_DIR)
+
+
+def agent_base_env(paths: AgentPaths) -> dict[str, str]:
+    """The whole environment a sandboxed process starts from: nothing of the worker's."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": paths.home,
+        "USER": "agent",
+        "LANG": "C.UTF-8",
+        "XDG_CONFIG_HOME": f"{paths.home}/.config",
+        "XDG_DATA_HOME": f"{paths.home}/.local/share",
+        "XDG_STATE_HOME": f"{paths.home}/.local/state",
+        "XDG_CACHE_HOME": f"{paths.home}/.cache",
+        "GIT_TERMINAL_PROMPT": "0",
+    }
+
+
 class Sandbox(Protocol):
     root: Path  # on the host: holds repo/ and home/
+    paths: AgentPaths
 
     @property
     def repo(self) -> Path: ...
@@ -47,6 +75,8 @@ class Sandbox(Protocol):
 
 
 class SandboxProvider(Protocol):
+    """Makes sandboxes: bubblewrap (the default) or none (OUTRIDER_SANDBOX=none, unsafe)."""
+
     def check(self) -> None:
         """Raise SandboxUnavailable when sandboxes cannot be made here."""
         ...

@@ -9,19 +9,19 @@ The network is shared: the agent must reach its model and the git remote.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import resource
 import shutil
 from pathlib import Path
 
 from outrider.sandbox.base import (
     HOME_DIR,
     REPO_DIR,
+    SANDBOXED_PATHS,
     TOOLS_DIR,
-    CommandResult,
     SandboxUnavailable,
+    agent_base_env,
 )
+from outrider.sandbox.process import DirectoryProvider, ProcessSandbox
 
 # /etc entries that programs (git, DNS, TLS, the shell) need; everything else stays out.
 _ETC_ENTRIES = (
@@ -48,35 +48,15 @@ _ETC_ENTRIES = (
 )
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 BASE_ENV = {
-    "PATH": "/usr/local/bin:/usr/bin:/bin",
-    "HOME": HOME_DIR,
-    "USER": "agent",
-    "LANG": "C.UTF-8",
-    "XDG_CONFIG_HOME": f"{HOME_DIR}/.config",
-    "XDG_DATA_HOME": f"{HOME_DIR}/.local/share",
-    "XDG_STATE_HOME": f"{HOME_DIR}/.local/state",
-    "XDG_CACHE_HOME": f"{HOME_DIR}/.cache",
+    **agent_base_env(SANDBOXED_PATHS),
     "TMPDIR": "/tmp",  # noqa: S108  (the sandbox's own private tmpfs)
-    "GIT_TERMINAL_PROMPT": "0",
 }
 
 
-class BubblewrapSandbox:
-    def __init__(self, root: Path, tools: Path, memory_mb: int, max_processes: int) -> None:
-        self.root = root
-        self._tools = tools
-        self._memory_mb = memory_mb
-        self._max_processes = max_processes
+class BubblewrapSandbox(ProcessSandbox):
+    paths = SANDBOXED_PATHS
 
-    @property
-    def repo(self) -> Path:
-        return self.root / "repo"
-
-    @property
-    def home(self) -> Path:
-        return self.root / "home"
-
-    def _argv(self, argv: list[str], env: dict[str, str]) -> list[str]:
+    def _launch(self, argv: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
         args = [
             "bwrap",
             "--die-with-parent",
@@ -119,73 +99,17 @@ class BubblewrapSandbox:
         for name, value in {**BASE_ENV, **env}.items():
             args += ["--setenv", name, value]
         args += ["--chdir", REPO_DIR, "--", *argv]
-        return args
-
-    def _limits(self) -> None:
-        # Runs in the child before exec. RLIMIT_NPROC binds only unprivileged users, and
-        # an address-space cap would break runtimes that reserve large heaps (Bun), so
-        # memory is capped through the data segment where the kernel honours it.
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_NPROC, (self._max_processes, self._max_processes))
-        data = self._memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_DATA, (data, data))
-
-    async def run(
-        self, argv: list[str], env: dict[str, str] | None = None, timeout: float = 300
-    ) -> CommandResult:
-        process = await asyncio.create_subprocess_exec(
-            *self._argv(argv, env or {}),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            preexec_fn=self._limits,
-        )
-        try:
-            stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            return CommandResult(124, "", f"timed out after {timeout:.0f} s")
-        return CommandResult(
-            process.returncode or 0,
-            stdout.decode(errors="replace"),
-            stderr.decode(errors="replace"),
-        )
-
-    async def start(
-        self, argv: list[str], env: dict[str, str], log_path: Path
-    ) -> asyncio.subprocess.Process:
-        with log_path.open("ab") as log:
-            return await asyncio.create_subprocess_exec(
-                *self._argv(argv, env),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                preexec_fn=self._limits,
-            )
+        # bwrap itself needs only PATH to be found; --clearenv empties it for the agent.
+        return args, {"PATH": BASE_ENV["PATH"]}
 
 
-class BubblewrapProvider:
-    def __init__(self, tools: Path, memory_mb: int, max_processes: int) -> None:
-        self._tools = tools
-        self._memory_mb = memory_mb
-        self._max_processes = max_processes
+class BubblewrapProvider(DirectoryProvider):
+    sandbox_class = BubblewrapSandbox
 
     def check(self) -> None:
         if shutil.which("bwrap") is None:
             raise SandboxUnavailable(
                 "bubblewrap is not installed on the worker, so tasks cannot run safely. "
-                "Install it: `apt-get install bubblewrap`, or `make install` as root."
+                "Install it: `apt-get install bubblewrap`, or `make install` as root, "
+                "or (unsafe: the agent runs as the worker's user) set OUTRIDER_SANDBOX=none."
             )
-
-    def create(self, root: Path) -> BubblewrapSandbox:
-        for directory in (root / "repo", root / "home", root / "logs"):
-            directory.mkdir(parents=True, exist_ok=True)
-        root.chmod(0o700)
-        return self.open(root)
-
-    def open(self, root: Path) -> BubblewrapSandbox:
-        return BubblewrapSandbox(root, self._tools, self._memory_mb, self._max_processes)
-
-    async def destroy(self, root: Path) -> None:
-        await asyncio.to_thread(shutil.rmtree, root, True)

@@ -356,7 +356,7 @@ class Supervisor:
                 self.pending.append((str(event["type"]), event))
                 properties = event.get("properties") or {}
                 if event["type"] == "permission.asked":
-                    reply = opencode.permission_reply(properties)
+                    reply = opencode.permission_reply(properties, self.agent.repo_dir)
                     with contextlib.suppress(httpx.HTTPError):
                         await self.agent.client.reply_permission(str(properties["id"]), reply)
                 idle = event["type"] == "session.idle"

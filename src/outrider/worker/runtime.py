@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from outrider.config import Settings
 from outrider.sandbox.base import SandboxProvider
 from outrider.sandbox.bubblewrap import BubblewrapProvider
+from outrider.sandbox.unsandboxed import UnsandboxedProvider
 
 
 @dataclass
@@ -24,9 +25,8 @@ _current: WorkerRuntime | None = None
 
 
 def sandbox_provider(settings: Settings) -> SandboxProvider:
-    return BubblewrapProvider(
-        settings.tools_dir, settings.sandbox_memory_mb, settings.sandbox_max_processes
-    )
+    kind = UnsandboxedProvider if settings.sandbox == "none" else BubblewrapProvider
+    return kind(settings.tools_dir, settings.sandbox_memory_mb, settings.sandbox_max_processes)
 
 
 def install(runtime: WorkerRuntime) -> None:
