@@ -23,6 +23,7 @@ from outrider.app import create_app
 from outrider.config import Settings
 from outrider.db import create_engine, sessionmaker
 from outrider.migrations import upgrade_to_head
+from tests.support.live import git, live, model, outrider_home, receiver  # noqa: F401  (fixtures)
 
 TEST_DATABASE = "outrider_test"
 PASSWORD = "correct horse battery"

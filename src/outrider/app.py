@@ -25,6 +25,7 @@ from outrider.events.service import EventNotifier
 from outrider.tasks import api as tasks_api
 from outrider.web import routes as web_routes
 from outrider.web.templating import WEB_DIR
+from outrider.webhooks import api as webhooks_api
 from outrider.worker.app import libpq_url
 
 API_DESCRIPTION = """\
@@ -89,6 +90,7 @@ def create_app(settings: Settings, url: str) -> FastAPI:
         return JSONResponse({"status": "ok"})
 
     app.include_router(tasks_api.router)
+    app.include_router(webhooks_api.router)
     app.include_router(apikeys_api.public_router)
     app.include_router(apikeys_api.session_router)
     app.include_router(accounts_web.router)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,6 +27,21 @@ class ProviderConfig(BaseModel):
     base_url: str = Field(alias="baseUrl")
     api_key: str | None = Field(default=None, alias="apiKey")
     models: list[str] = Field(default_factory=list)
+
+
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+
+
+def parse_schedule(text: str) -> tuple[float, ...]:
+    """ "0,5s,5m" -> (0, 5, 300): the wait before each attempt, in seconds."""
+    waits = []
+    for part in text.split(","):
+        found = _DURATION.match(part)
+        if not found:
+            raise ValueError(f"not a duration: {part!r} (use e.g. 0, 5s, 5m, 2h)")
+        waits.append(float(found.group(1)) * _UNITS[found.group(2)])
+    return tuple(waits)
 
 
 class Settings(BaseSettings):
@@ -59,6 +75,24 @@ class Settings(BaseSettings):
     sandbox_memory_mb: int = Field(default=4096, ge=256)
     sandbox_max_processes: int = Field(default=512, ge=16)
     allowed_private_cidrs: str = ""
+    webhook_retry_schedule: str = Field(
+        default="0,5s,5m,30m,2h,5h,10h,10h", description="wait before each attempt"
+    )
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule_parses(cls, value: str) -> str:
+        parse_schedule(value)
+        return value
+
+    @property
+    def webhook_schedule(self) -> tuple[float, ...]:
+        return parse_schedule(self.webhook_retry_schedule)
+
+    webhook_timeout: float = Field(default=10, gt=0, description="seconds per attempt")
+    # Deliveries in flight at once, per receiver and per worker process.
+    webhook_endpoint_concurrency: int = Field(default=4, ge=1)
+    webhook_concurrency: int = Field(default=20, ge=1)
     worker_concurrency: int = Field(default=10, ge=1)
     # Names this machine's sandbox queue; must stay the same across restarts.
     worker_name: str | None = None

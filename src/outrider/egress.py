@@ -1,8 +1,12 @@
-"""The one guard for outbound URLs (repo URLs now, webhook URLs later).
+"""The one guard for outbound URLs: repo URLs and webhook URLs.
 
 A URL passes when its scheme is http(s), it carries no credentials, and every address
 its host resolves to is public, unless an operator allowed that address's network
 with OUTRIDER_ALLOWED_PRIVATE_CIDRS.
+
+It runs when a URL is accepted and again at every connection: `post` resolves once,
+checks, and connects to exactly the address it checked (Host header and TLS SNI keep
+the name), never following redirects, so DNS rebinding and redirects gain nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +16,12 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from outrider.config import Settings
+from outrider.errors import ApiError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -48,6 +57,7 @@ def parse_allowed_cidrs(value: str) -> tuple[IPNetwork, ...]:
 
 def _numeric_host(host: str) -> IPAddress | None:
     """The address a numeric host means, in any spelling (decimal, octal, hex, shortened)."""
+    host = unquote(host)
     try:
         return ipaddress.ip_address(host.strip("[]"))
     except ValueError:
@@ -77,6 +87,8 @@ def is_refused(address: IPAddress, allowed: Iterable[IPNetwork] = ()) -> bool:
         return is_refused(embedded, allowed)
     if address in _METADATA or not address.is_global or address.is_multicast:
         return True
+    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
+        return True
     return any(
         address in network for network in _EXTRA_REFUSED if network.version == address.version
     )
@@ -98,6 +110,21 @@ def _split(url: str) -> tuple[str, int]:
     return host, port
 
 
+async def _system_resolve(host: str, port: int) -> tuple[IPAddress, ...]:
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return ()
+    # Scope ids ("fe80::1%eth0") are dropped: the address alone decides.
+    return tuple(
+        dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos)
+    )
+
+
+# Module-level so a test can stand in a resolver that lies (DNS rebinding).
+resolve = _system_resolve
+
+
 async def check_url(url: str, allowed: Iterable[IPNetwork] = ()) -> CheckedUrl:
     """Resolve and check a URL; raises EgressRefused with a reason a person can act on."""
     host, port = _split(url)
@@ -106,13 +133,7 @@ async def check_url(url: str, allowed: Iterable[IPNetwork] = ()) -> CheckedUrl:
     if numeric is not None:
         addresses: tuple[IPAddress, ...] = (numeric,)
     else:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM
-            )
-        except socket.gaierror as error:
-            raise EgressRefused(f"The host {host!r} does not resolve to any address.") from error
-        addresses = tuple(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
+        addresses = await resolve(host, port)
         if not addresses:
             raise EgressRefused(f"The host {host!r} does not resolve to any address.")
     for address in addresses:
@@ -121,3 +142,43 @@ async def check_url(url: str, allowed: Iterable[IPNetwork] = ()) -> CheckedUrl:
                 f"The host {host!r} resolves to {address}, which is not a public address."
             )
     return CheckedUrl(url=url, host=host, port=port, addresses=addresses)
+
+
+def _pinned(checked: CheckedUrl) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
+    """The URL aimed at the checked address, plus the Host header and SNI of the name."""
+    url = httpx.URL(checked.url)
+    address = checked.addresses[0]
+    default_port = 443 if url.scheme == "https" else 80
+    host_header = url.host if checked.port == default_port else f"{url.host}:{checked.port}"
+    extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
+    return url.copy_with(host=str(address)), {"Host": host_header}, extensions
+
+
+async def post(
+    client: httpx.AsyncClient,
+    url: str,
+    allowed: Iterable[IPNetwork],
+    content: bytes,
+    headers: dict[str, str],
+    timeout: float,
+) -> httpx.Response:
+    """POST to `url` through the guard: checked now, connected to what was checked."""
+    checked = await check_url(url, allowed)
+    target, host, extensions = _pinned(checked)
+    request = client.build_request(
+        "POST",
+        target,
+        content=content,
+        headers={**headers, **host},
+        timeout=timeout,
+        extensions=extensions,
+    )
+    return await client.send(request, follow_redirects=False)
+
+
+async def accept(settings: Settings, url: str, field: str) -> None:
+    """Check a URL a request carries; a refusal is a 400 naming the field."""
+    try:
+        await check_url(url, parse_allowed_cidrs(settings.allowed_private_cidrs))
+    except EgressRefused as error:
+        raise ApiError(400, f"invalid_{field}", f"{field}: {error}") from error

@@ -16,15 +16,15 @@ import httpx
 import pytest
 
 from tests.support.git_server import GitServer
-from tests.support.model_server import ScriptedModel
-from tests.support.servers import free_port, outrider_server, wait_until_healthy
-from tests.tasks.conftest import (
+from tests.support.live import (
     cli_account,
     own_database,
     read_events,
     task_env,
     wait_for_status,
 )
+from tests.support.model_server import ScriptedModel
+from tests.support.servers import free_port, outrider_server, wait_until_healthy
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from outrider.tasks.models import (
     TaskStatus,
 )
 from outrider.tasks.schemas import MessageRead, TaskCreate, TaskRead, Usage
+from outrider.webhooks import service as webhooks
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 TITLE_LENGTH = 60
@@ -77,13 +78,6 @@ def resolve_model(settings: Settings, requested: str | None) -> str:
     return model
 
 
-async def check_outbound_url(settings: Settings, url: str, field: str) -> None:
-    try:
-        await egress.check_url(url, egress.parse_allowed_cidrs(settings.allowed_private_cidrs))
-    except egress.EgressRefused as error:
-        raise ApiError(400, f"invalid_{field}", f"{field}: {error}") from error
-
-
 def to_read(task: Task) -> TaskRead:
     return TaskRead(
         task_id=task.id,
@@ -127,25 +121,33 @@ async def transition(
         values.setdefault("completed_at", now)
     elif new is TaskStatus.active:
         values.setdefault("completed_at", None)
-    result = await session.execute(
+    task = await session.scalar(
         update(Task)
         .where(Task.id == task_id, Task.status.in_(list(expected)))
         .values(status=new, updated_at=now, last_activity_at=now, **values)
-        .returning(Task.id)
+        .returning(Task)
+        .execution_options(populate_existing=True)
     )
-    if result.first() is None:
+    if task is None:
         return False
-    await events.append(
+    await _status_changed(session, task)
+    return True
+
+
+async def _status_changed(session: AsyncSession, task: Task) -> None:
+    """What every status change writes with it: its task.status event and its webhook
+    deliveries (named by that event's number, so a change is delivered once)."""
+    seq = await events.append(
         session,
-        task_id,
+        task.id,
         [
             (
                 "task.status",
-                {"taskId": str(task_id), "status": new.value, "error": values.get("error")},
+                {"taskId": str(task.id), "status": task.status.value, "error": task.error},
             )
         ],
     )
-    return True
+    await webhooks.enqueue_status_change(session, task, seq)
 
 
 # --- reads ------------------------------------------------------------------------
@@ -249,9 +251,9 @@ async def create_task(
     same transaction."""
     model = resolve_model(settings, body.model)
     if body.repo_url:
-        await check_outbound_url(settings, body.repo_url, "repoUrl")
+        await egress.accept(settings, body.repo_url, "repoUrl")
     if body.webhook_url:
-        await check_outbound_url(settings, body.webhook_url, "webhookUrl")
+        await egress.accept(settings, body.webhook_url, "webhookUrl")
     now = utcnow()
     task = Task(
         id=uuid.uuid4(),
@@ -273,16 +275,7 @@ async def create_task(
     )
     session.add(task)
     await session.flush()
-    await events.append(
-        session,
-        task.id,
-        [
-            (
-                "task.status",
-                {"taskId": str(task.id), "status": TaskStatus.creating.value, "error": None},
-            )
-        ],
-    )
+    await _status_changed(session, task)
     if idempotency_key:
         session.add(
             IdempotencyRecord(

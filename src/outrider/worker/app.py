@@ -15,7 +15,8 @@ PROVISION_QUEUE = "provision"
 
 # Jobs register on this app; a process binds it to its database with `connected_app`.
 app = procrastinate.App(
-    connector=procrastinate.PsycopgConnector(), import_paths=["outrider.worker.jobs"]
+    connector=procrastinate.PsycopgConnector(),
+    import_paths=["outrider.worker.jobs", "outrider.webhooks.jobs"],
 )
 
 

@@ -438,6 +438,11 @@ async def reap_now(job_manager: JobManager) -> None:
         task_name="run_agent", seconds_since_heartbeat=15
     ):
         await job_manager.finish_job(job, status=Status.FAILED, delete_job=False)
+    # A delivery whose worker died mid-attempt is simply attempted again (same webhook-id).
+    for job in await job_manager.get_stalled_jobs(
+        task_name="deliver_webhook", seconds_since_heartbeat=15
+    ):
+        await job_manager.retry_job(job)
     async with rt.sessions() as session, session.begin():
         for task in await tasks.live_tasks_without_job(session, timedelta(seconds=10)):
             await tasks.transition(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from outrider.config import Settings
@@ -19,6 +20,7 @@ class WorkerRuntime:
     sessions: async_sessionmaker[AsyncSession]
     sandboxes: SandboxProvider
     queue: str
+    http: httpx.AsyncClient  # webhook deliveries; redirects are never followed
 
 
 _current: WorkerRuntime | None = None

@@ -1,5 +1,6 @@
-"""A live Outrider (API and worker) with the real OpenCode in bubblewrap, a scripted model
-and a git smart-HTTP server, all on loopback."""
+"""A live Outrider (API and worker) with the real OpenCode in bubblewrap, a scripted model,
+a git smart-HTTP server and a webhook receiver, all on loopback; and helpers to drive it.
+The fixtures are registered by tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 
 from tests.support.git_server import GitServer, git_server
 from tests.support.model_server import ScriptedModel, scripted_model
+from tests.support.receiver import Receiver, webhook_receiver
 from tests.support.servers import outrider_server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -49,9 +51,17 @@ def task_env(database_url: str, model: ScriptedModel, **extra: str) -> dict[str,
         "OUTRIDER_ALLOWED_PRIVATE_CIDRS": "127.0.0.0/8",
         "OUTRIDER_TOOLS": str(TOOLS),
         "OUTRIDER_WORKER_NAME": "test-worker",
+        "OUTRIDER_WEBHOOK_RETRY_SCHEDULE": "0,1s,2s",
+        "OUTRIDER_WEBHOOK_TIMEOUT": "5",
     }
     env.update(extra)
     return env
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with webhook_receiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,429 @@
+"""Webhooks: endpoints and secrets, the outbox written with each status change, the
+retry schedule, and the delivery log."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import secrets
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from outrider import egress
+from outrider.config import Settings
+from outrider.crypto import SecretBox
+from outrider.errors import ApiError
+from outrider.models_common import utcnow
+from outrider.tasks.models import Task, TaskStatus
+from outrider.webhooks.models import (
+    TERMINAL_EVENTS,
+    AccountSigningSecret,
+    DeliveryStatus,
+    EventType,
+    RotatingSecretMixin,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from outrider.webhooks.schemas import EndpointCreate, EndpointUpdate
+from outrider.worker.app import app, raw_connection
+
+WEBHOOK_QUEUE = "webhooks"
+ROTATION_OVERLAP = timedelta(hours=24)
+AUTO_DISABLE_AFTER = timedelta(days=5)
+RESPONSE_BODY_LIMIT = 2048
+_ENDPOINT_PURPOSE = "webhook endpoint secret"
+_ACCOUNT_PURPOSE = "account signing secret"
+
+# --- secrets ----------------------------------------------------------------------
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+@lru_cache(maxsize=4)
+def _box(server_secret: bytes) -> SecretBox:
+    return SecretBox(server_secret)
+
+
+def _seal(settings: Settings, secret: str, purpose: str) -> bytes:
+    return _box(settings.resolved_secret_key).encrypt(secret, purpose)
+
+
+def _open(settings: Settings, ciphertext: bytes, purpose: str) -> str:
+    return _box(settings.resolved_secret_key).decrypt(ciphertext, purpose)
+
+
+def _rotate(settings: Settings, row: RotatingSecretMixin, purpose: str) -> str:
+    """A new secret; the old one keeps signing alongside it for ROTATION_OVERLAP."""
+    secret = new_secret()
+    row.previous_secret_ciphertext = row.secret_ciphertext
+    row.previous_secret_expires_at = utcnow() + ROTATION_OVERLAP
+    row.secret_ciphertext = _seal(settings, secret, purpose)
+    return secret
+
+
+def signing_secrets(settings: Settings, row: RotatingSecretMixin, purpose: str) -> list[str]:
+    """Every secret that signs a delivery now: the current one, and the previous while
+    its rotation overlap lasts."""
+    found = [_open(settings, row.secret_ciphertext, purpose)]
+    expires = row.previous_secret_expires_at
+    if row.previous_secret_ciphertext and expires and expires > utcnow():
+        found.append(_open(settings, row.previous_secret_ciphertext, purpose))
+    return found
+
+
+def endpoint_secrets(settings: Settings, endpoint: WebhookEndpoint) -> list[str]:
+    return signing_secrets(settings, endpoint, _ENDPOINT_PURPOSE)
+
+
+async def account_secret_row(
+    session: AsyncSession, settings: Settings, user_id: uuid.UUID
+) -> AccountSigningSecret:
+    """The account's signing secret for per-task webhookUrls, made on first need."""
+    await session.execute(
+        insert(AccountSigningSecret)
+        .values(
+            user_id=user_id,
+            secret_ciphertext=_seal(settings, new_secret(), _ACCOUNT_PURPOSE),
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["user_id"])
+    )
+    row = await session.get(AccountSigningSecret, user_id, populate_existing=True)
+    assert row is not None
+    return row
+
+
+async def account_secrets(
+    session: AsyncSession, settings: Settings, user_id: uuid.UUID
+) -> list[str]:
+    row = await account_secret_row(session, settings, user_id)
+    return signing_secrets(settings, row, _ACCOUNT_PURPOSE)
+
+
+async def rotate_account_secret(
+    session: AsyncSession, settings: Settings, user_id: uuid.UUID
+) -> tuple[str, AccountSigningSecret]:
+    row = await account_secret_row(session, settings, user_id)
+    return _rotate(settings, row, _ACCOUNT_PURPOSE), row
+
+
+def current_secret(settings: Settings, row: AccountSigningSecret) -> str:
+    return _open(settings, row.secret_ciphertext, _ACCOUNT_PURPOSE)
+
+
+# --- endpoints --------------------------------------------------------------------
+
+
+async def create_endpoint(
+    session: AsyncSession, settings: Settings, user_id: uuid.UUID, body: EndpointCreate
+) -> tuple[WebhookEndpoint, str]:
+    await egress.accept(settings, body.url, "url")
+    secret = new_secret()
+    now = utcnow()
+    endpoint = WebhookEndpoint(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        url=body.url,
+        description=(body.description or "").strip() or None,
+        events=[event.value for event in body.events],
+        enabled=True,
+        secret_ciphertext=_seal(settings, secret, _ENDPOINT_PURPOSE),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(endpoint)
+    await session.flush()
+    return endpoint, secret
+
+
+async def list_endpoints(session: AsyncSession, user_id: uuid.UUID) -> Sequence[WebhookEndpoint]:
+    result = await session.scalars(
+        select(WebhookEndpoint)
+        .where(WebhookEndpoint.user_id == user_id)
+        .order_by(WebhookEndpoint.created_at.desc(), WebhookEndpoint.id.desc())
+    )
+    return result.all()
+
+
+async def get_endpoint(
+    session: AsyncSession, user_id: uuid.UUID, endpoint_id: uuid.UUID
+) -> WebhookEndpoint:
+    """The user's endpoint; another user's is a 404, exactly like a missing one."""
+    endpoint = await session.scalar(
+        select(WebhookEndpoint).where(
+            WebhookEndpoint.id == endpoint_id, WebhookEndpoint.user_id == user_id
+        )
+    )
+    if endpoint is None:
+        raise ApiError(404, "not_found", "No such webhook endpoint.")
+    return endpoint
+
+
+async def update_endpoint(
+    session: AsyncSession,
+    settings: Settings,
+    user_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    body: EndpointUpdate,
+) -> WebhookEndpoint:
+    endpoint = await get_endpoint(session, user_id, endpoint_id)
+    if body.url is not None:
+        await egress.accept(settings, body.url, "url")
+        endpoint.url = body.url
+    if "description" in body.model_fields_set:
+        endpoint.description = (body.description or "").strip() or None
+    if body.events is not None:
+        endpoint.events = [event.value for event in body.events]
+    if body.enabled is not None:
+        endpoint.enabled = body.enabled
+        if body.enabled:
+            endpoint.disabled_reason = None
+            endpoint.failing_since = None
+    endpoint.updated_at = utcnow()
+    await session.flush()
+    return endpoint
+
+
+async def delete_endpoint(
+    session: AsyncSession, user_id: uuid.UUID, endpoint_id: uuid.UUID
+) -> None:
+    endpoint = await get_endpoint(session, user_id, endpoint_id)
+    await session.delete(endpoint)
+    await session.flush()
+
+
+async def rotate_endpoint_secret(
+    session: AsyncSession, settings: Settings, user_id: uuid.UUID, endpoint_id: uuid.UUID
+) -> tuple[WebhookEndpoint, str]:
+    endpoint = await get_endpoint(session, user_id, endpoint_id)
+    secret = _rotate(settings, endpoint, _ENDPOINT_PURPOSE)
+    endpoint.updated_at = utcnow()
+    await session.flush()
+    return endpoint, secret
+
+
+# --- the outbox -------------------------------------------------------------------
+
+_EVENT_OF_STATUS = {
+    TaskStatus.creating: EventType.task_created,
+    TaskStatus.active: EventType.task_active,
+    TaskStatus.completed: EventType.task_completed,
+    TaskStatus.error: EventType.task_error,
+    TaskStatus.terminated: EventType.task_terminated,
+}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def payload(task: Task, event_type: EventType, now: datetime) -> str:
+    """The body: flat like the original WebhookPayload, with the type added."""
+    body: dict[str, Any] = {
+        "type": event_type.value,
+        "taskId": str(task.id),
+        "status": task.status.value,
+        "repoUrl": task.repo_url,
+        "branch": task.branch,
+        "summary": task.summary,
+        "prUrl": task.pr_url,
+        "error": task.error,
+    }
+    if event_type in TERMINAL_EVENTS:
+        body["completedAt"] = _iso(task.completed_at or now)
+    else:
+        body["timestamp"] = _iso(now)
+    return json.dumps(body, separators=(",", ":"))
+
+
+async def enqueue_status_change(session: AsyncSession, task: Task, status_seq: int) -> int:
+    """Write one delivery per target for this status change, and defer its job, in the
+    caller's transaction. `status_seq` (the task.status event's number) names the change,
+    so repeats upstream find the rows already there and add nothing. Returns how many."""
+    event_type = _EVENT_OF_STATUS[task.status]
+    now = utcnow()
+    targets: list[tuple[uuid.UUID | None, str]] = []
+    if task.webhook_url and event_type in TERMINAL_EVENTS:
+        targets.append((None, task.webhook_url))
+    endpoints = await session.scalars(
+        select(WebhookEndpoint).where(
+            WebhookEndpoint.user_id == task.user_id,
+            WebhookEndpoint.enabled.is_(True),
+            WebhookEndpoint.events.contains([event_type.value]),
+        )
+    )
+    targets += [(endpoint.id, endpoint.url) for endpoint in endpoints]
+    if not targets:
+        return 0
+    body = payload(task, event_type, now)
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "message_id": f"msg_{uuid.uuid4().hex}",
+            "user_id": task.user_id,
+            "task_id": task.id,
+            "endpoint_id": endpoint_id,
+            "url": url,
+            "event_type": event_type,
+            "body": body,
+            "status": DeliveryStatus.pending,
+            "attempt_count": 0,
+            "series_attempts": 0,
+            "next_attempt_at": now,
+            "dedupe_key": f"{task.id}:{status_seq}:{endpoint_id or 'task'}",
+            "created_at": now,
+            "updated_at": now,
+        }
+        for endpoint_id, url in targets
+    ]
+    inserted = await session.scalars(
+        insert(WebhookDelivery)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(WebhookDelivery.id)
+    )
+    created = list(inserted)
+    for delivery_id in created:
+        await defer_attempt(session, delivery_id, 0)
+    return len(created)
+
+
+async def defer_attempt(session: AsyncSession, delivery_id: uuid.UUID, delay: float) -> None:
+    """Schedule the delivery's next attempt, committed with the caller's transaction."""
+    deferrer = app.configure_task(
+        name="deliver_webhook",
+        queue=WEBHOOK_QUEUE,
+        schedule_in={"seconds": max(0.0, delay)},
+        connection=await raw_connection(session),
+    )
+    await deferrer.defer_async(delivery_id=str(delivery_id))
+
+
+# --- the retry schedule -----------------------------------------------------------
+
+JITTER = 0.2
+
+
+def retry_after_seconds(header: str | None, now: datetime) -> float | None:
+    if not header:
+        return None
+    header = header.strip()
+    if header.isdigit():
+        return float(header)
+    try:
+        moment = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (moment - now).total_seconds())
+
+
+def next_wait(
+    schedule: Sequence[float], attempts_made: int, retry_after: float | None
+) -> float | None:
+    """Seconds until the next attempt, or None when the schedule is used up. Waits get
+    ±20 % jitter, so receivers recovering from an outage are not hit in lockstep;
+    Retry-After is honoured up to the schedule's longest wait."""
+    if attempts_made >= len(schedule):
+        return None
+    wait = schedule[attempts_made] * random.uniform(1 - JITTER, 1 + JITTER)  # noqa: S311
+    if retry_after is not None:
+        wait = max(wait, min(retry_after, max(schedule)))
+    return wait
+
+
+# Final 4xx answers, except those that mean "try again later".
+_RETRYABLE_4XX = {408, 409, 425, 429}
+
+
+def is_final_failure(status_code: int) -> bool:
+    return 400 <= status_code < 500 and status_code not in _RETRYABLE_4XX
+
+
+# --- the delivery log -------------------------------------------------------------
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    task_id: uuid.UUID | None = None,
+    endpoint_id: uuid.UUID | None = None,
+    status: DeliveryStatus | None = None,
+    limit: int = 50,
+) -> Sequence[WebhookDelivery]:
+    statement = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.user_id == user_id)
+        .options(selectinload(WebhookDelivery.attempts))
+        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+        .limit(limit)
+    )
+    if task_id is not None:
+        statement = statement.where(WebhookDelivery.task_id == task_id)
+    if endpoint_id is not None:
+        statement = statement.where(WebhookDelivery.endpoint_id == endpoint_id)
+    if status is not None:
+        statement = statement.where(WebhookDelivery.status == status)
+    return (await session.scalars(statement)).all()
+
+
+async def redeliver(
+    session: AsyncSession, user_id: uuid.UUID, delivery_id: uuid.UUID
+) -> WebhookDelivery:
+    """A new series of attempts for a finished delivery, with the same webhook-id."""
+    delivery = await session.scalar(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.user_id == user_id)
+        .options(selectinload(WebhookDelivery.attempts))
+        .with_for_update()
+    )
+    if delivery is None:
+        raise ApiError(404, "not_found", "No such delivery.")
+    if delivery.status is DeliveryStatus.pending:
+        raise ApiError(409, "delivery_pending", "This delivery still has an attempt scheduled.")
+    if delivery.endpoint_id is not None:
+        endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
+        if endpoint is not None and not endpoint.enabled:
+            raise ApiError(
+                409, "endpoint_disabled", "Enable the endpoint before redelivering to it."
+            )
+    now = utcnow()
+    delivery.status = DeliveryStatus.pending
+    delivery.series_attempts = 0
+    delivery.next_attempt_at = now
+    delivery.updated_at = now
+    await session.flush()
+    await defer_attempt(session, delivery.id, 0)
+    return delivery
+
+
+def new_attempt(
+    delivery: WebhookDelivery,
+    started: datetime,
+    duration_ms: int,
+    status_code: int | None,
+    body: str | None,
+    error: str | None,
+) -> WebhookAttempt:
+    return WebhookAttempt(
+        id=uuid.uuid4(),
+        delivery_id=delivery.id,
+        number=delivery.attempt_count,  # already counting this attempt
+        attempted_at=started,
+        response_status=status_code,
+        duration_ms=duration_ms,
+        response_body=body[:RESPONSE_BODY_LIMIT] if body is not None else None,
+        error=error,
+    )
