@@ -176,6 +176,7 @@ async def test_a_repeated_status_change_gives_one_message(
 ) -> None:
     await add_endpoint(api, receiver.respond("/once"), ["task.completed"])
     task_id = await new_task(db, account.user_id)
+
     # Two workers deciding the same completion at once: one wins.
     async def complete() -> bool:
         async with sessionmaker(engine)() as session:
