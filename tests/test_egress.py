@@ -258,7 +258,11 @@ async def test_https_keeps_the_name_for_sni_and_certificate_checks(
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert, key)
     names: list[str | None] = []
-    server_context.sni_callback = lambda sock, name, ctx: names.append(name)  # type: ignore[assignment,misc,func-returns-value]
+
+    def remember_name(sock: ssl.SSLObject, name: str | None, context: ssl.SSLContext) -> None:
+        names.append(name)
+
+    server_context.sni_callback = remember_name
     server = HTTPServer(("127.0.0.1", 0), _Recorder)
     server.socket = server_context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
