@@ -107,6 +107,20 @@ async def test_a_failing_receiver_gets_retries_on_the_schedule_with_one_webhook_
     assert [a["responseStatus"] for a in delivery["attempts"]] == [503, 503, 503]
     assert delivery["attempts"][0]["error"] == "HTTP 503"
 
+    # Fixed, the receiver asks for it again: a new series, the same webhook-id.
+    receiver.respond("/fail", 200, delay=1)
+    again = await api.post(f"/api/v1/webhooks/deliveries/{delivery['id']}/redeliver")
+    assert again.status_code == 202, again.text
+    assert again.json()["status"] == "pending"
+    pending = await api.post(f"/api/v1/webhooks/deliveries/{delivery['id']}/redeliver")
+    assert pending.status_code == 409 and pending.json()["code"] == "delivery_pending"
+    fourth = (await asyncio.to_thread(receiver.wait_for, "/fail", 4))[3]
+    assert fourth.headers["webhook-id"] == received[0].headers["webhook-id"]
+    assert fourth.headers["X-Webhook-Attempt"] == "4"
+    (delivery,) = await settled(api, taskId=str(task_id))
+    assert delivery["status"] == "succeeded"
+    assert [a["responseStatus"] for a in delivery["attempts"]] == [503, 503, 503, 200]
+
 
 async def test_a_receiver_that_recovers_gets_the_message_and_retry_after_is_honoured(
     api: httpx.AsyncClient, receiver: Receiver, db: AsyncSession, account: Any

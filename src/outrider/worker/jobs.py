@@ -18,6 +18,7 @@ from procrastinate.jobs import Status
 from procrastinate.manager import JobManager
 from sqlalchemy import update
 
+from outrider import egress
 from outrider.agents import opencode
 from outrider.agents.opencode import AgentError, RunningAgent
 from outrider.events import service as events
@@ -58,7 +59,31 @@ async def _prepare_repository(sandbox: Sandbox, task: Task) -> None:
         if result.returncode != 0:
             raise TaskFailed(_git_error(result.stderr, "init"))
         return
-    clone = ["git", "clone", "--quiet", "--depth", "50", "--no-single-branch", task.repo_url, "."]
+    rt = runtime.current()
+    # Checked again now, and git is pinned to the address checked (no redirects), so a
+    # name that has since rebound to an internal address gains nothing.
+    try:
+        checked = await egress.check_url(
+            task.repo_url, egress.parse_allowed_cidrs(rt.settings.allowed_private_cidrs)
+        )
+    except egress.EgressRefused as error:
+        raise TaskFailed(f"git clone refused: {error}") from error
+    address = checked.addresses[0]
+    pinned = f"[{address}]" if address.version == 6 else str(address)
+    clone = [
+        "git",
+        "-c",
+        f"http.curloptResolve={checked.host}:{checked.port}:{pinned}",
+        "-c",
+        "http.followRedirects=false",
+        "clone",
+        "--quiet",
+        "--depth",
+        "50",
+        "--no-single-branch",
+        task.repo_url,
+        ".",
+    ]
     result = await sandbox.run(clone, timeout=600)
     if result.returncode != 0:
         raise TaskFailed(_git_error(result.stderr, "clone"))
