@@ -6,6 +6,7 @@ Paths are set up by the test: `receiver.respond("/gone", 410)`; by default a pat
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -81,12 +82,14 @@ class Receiver:
                 time.sleep(behaviour.fail_delay if failing else behaviour.delay)
                 status = behaviour.fail_status if failing else behaviour.status
                 answer = f"answer {status}".encode()
-                self.send_response(status)
-                for name, value in behaviour.headers.items():
-                    self.send_header(name, value)
-                self.send_header("content-length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+                # The sender may be gone by now (timed out, or killed): that is the test.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.send_response(status)
+                    for name, value in behaviour.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("content-length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
 
         return Handler
 

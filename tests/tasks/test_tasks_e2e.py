@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,7 @@ from tests.support.live import (
     wait_for_status,
 )
 from tests.support.model_server import ScriptedModel
-from tests.support.servers import free_port, outrider_server, wait_until_healthy
+from tests.support.servers import KillableServer, outrider_server
 
 
 @pytest.fixture
@@ -183,38 +180,21 @@ async def test_a_worker_killed_mid_task_leaves_no_task_unresolved(
         "OUTRIDER_HOME": str(home),
     }
     headers = cli_account(env, "k@example.com")
-
-    def start(port: int) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "outrider", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    port = free_port()
-    process = start(port)
-    base_url = f"http://127.0.0.1:{port}"
+    server = KillableServer(env)
     try:
-        await asyncio.to_thread(wait_until_healthy, base_url, process)
-        async with httpx.AsyncClient(base_url=base_url, headers=headers) as client:
-            task_id = (await client.post("/api/v1/tasks", json={"prompt": "Work [[slow]]"})).json()[
-                "taskId"
-            ]
+        await asyncio.to_thread(server.start)
+        async with httpx.AsyncClient(base_url=server.base_url, headers=headers) as client:
+            created = await client.post("/api/v1/tasks", json={"prompt": "Work [[slow]]"})
+            task_id = created.json()["taskId"]
             await wait_for_status(client, task_id, {"active"})
-        os.killpg(process.pid, signal.SIGKILL)  # the worker, its OpenCode and sandbox
-        process.wait()
-        process = start(port)
-        await asyncio.to_thread(wait_until_healthy, base_url, process)
-        async with httpx.AsyncClient(base_url=base_url, headers=headers) as client:
+        server.kill()  # the worker, its OpenCode and sandbox
+        await asyncio.to_thread(server.start)
+        async with httpx.AsyncClient(base_url=server.base_url, headers=headers) as client:
             task = await wait_for_status(client, task_id, {"completed", "error"}, timeout=60)
         assert task["status"] == "error"
         assert "worker running this task stopped" in task["error"]
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        process.wait(10)
+        server.stop()
 
 
 async def test_the_agent_cannot_write_outside_the_repository(
