@@ -26,6 +26,7 @@ from outrider.tasks import api as tasks_api
 from outrider.web import routes as web_routes
 from outrider.web.templating import WEB_DIR
 from outrider.webhooks import api as webhooks_api
+from outrider.webhooks import web as webhooks_web
 from outrider.worker.app import libpq_url
 
 API_DESCRIPTION = """\
@@ -95,6 +96,7 @@ def create_app(settings: Settings, url: str) -> FastAPI:
     app.include_router(apikeys_api.session_router)
     app.include_router(accounts_web.router)
     app.include_router(apikeys_web.router)
+    app.include_router(webhooks_web.router)
     app.include_router(web_routes.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     return app

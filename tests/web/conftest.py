@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
-
-from tests.support.servers import outrider_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_PRESENT = Path(CHROMIUM).exists()
@@ -26,11 +24,10 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="session")
-def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("live-home")
-    env = {"DATABASE_URL": database_url, "OUTRIDER_SECRET_KEY": "browser-tests"}
-    with outrider_server(env, home, home / "serve.log") as base_url:
-        yield base_url
+def live_server(live: str) -> str:
+    """The suite's one live Outrider (API and worker): a second worker on the same
+    database would take jobs it is not configured for."""
+    return live
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from outrider.accounts.dependencies import OptionalSignedInDep, SignedInDep
 from outrider.apikeys.schemas import ALL_SCOPES
 from outrider.apikeys.web import EXPIRY_CHOICES
 from outrider.web.templating import render
+from outrider.webhooks.models import TERMINAL_EVENTS, EventType
 
 router = APIRouter(include_in_schema=False)
 
@@ -27,6 +28,8 @@ async def settings_page(request: Request, signed_in: SignedInDep) -> Response:
             "scopes": [scope.value for scope in ALL_SCOPES],
             "expiry_choices": EXPIRY_CHOICES,
             "server_url": str(request.base_url).rstrip("/"),
+            "event_types": [event.value for event in EventType],
+            "default_events": [event.value for event in TERMINAL_EVENTS],
         },
         signed_in=signed_in,
     )

@@ -26,10 +26,10 @@ function setCopyStatus(targetId, message) {
   });
 }
 
-async function copyFrom(button) {
-  const targetId = button.dataset.copyTarget;
+async function copyFrom(button, targetId) {
   const source = document.getElementById(targetId);
-  const text = source.textContent.trim();
+  // A masked secret keeps its value in data-secret; the copy is the real thing.
+  const text = (source.dataset.secret || source.textContent).trim();
   try {
     await navigator.clipboard.writeText(text);
     setCopyStatus(targetId, "Copied to the clipboard.");
@@ -37,6 +37,7 @@ async function copyFrom(button) {
     setTimeout(() => { button.textContent = "Copy"; }, 2000);
   } catch (_) {
     // Clipboard refused (permissions, insecure origin): select it for a manual copy.
+    if (source.dataset.secret) revealSecret(source, true);
     const range = document.createRange();
     range.selectNodeContents(source);
     const selection = window.getSelection();
@@ -44,6 +45,14 @@ async function copyFrom(button) {
     selection.addRange(range);
     setCopyStatus(targetId, "Couldn't copy automatically. The text is selected: press Ctrl+C (⌘C on a Mac).");
   }
+}
+
+function revealSecret(code, show) {
+  code.textContent = show ? code.dataset.secret : "whsec_••••••••••••";
+  code.dataset.masked = show ? "false" : "true";
+  const button = code.parentElement.querySelector("[data-toggle-secret]");
+  button.textContent = show ? "Hide" : "Show";
+  button.setAttribute("aria-pressed", show ? "true" : "false");
 }
 
 function toggleStart(button) {
@@ -68,16 +77,21 @@ document.addEventListener("click", (event) => {
   if (!target) return;
   if (target.dataset.openDialog) openDialog(target.dataset.openDialog);
   else if (target.hasAttribute("data-close-dialog")) target.closest("dialog").close();
-  else if (target.dataset.copyTarget) copyFrom(target);
+  else if (target.dataset.copyTarget) copyFrom(target, target.dataset.copyTarget);
+  else if (target.dataset.copyValue) copyFrom(target, target.dataset.copyValue);
+  else if (target.hasAttribute("data-toggle-secret")) {
+    const code = target.parentElement.querySelector("code[data-secret]");
+    revealSecret(code, code.dataset.masked === "true");
+  }
   else if (target.hasAttribute("data-toggle-start")) toggleStart(target);
-  else if (target.hasAttribute("data-dismiss-banner")) target.closest(".key-banner").remove();
+  else if (target.hasAttribute("data-dismiss-banner")) target.closest(".secret-banner").remove();
   else if (target.hasAttribute("data-delete-start")) showDeleteConfirm(target.closest("tr"), true);
   else if (target.hasAttribute("data-delete-cancel")) showDeleteConfirm(target.closest("tr"), false);
 });
 
 document.addEventListener("htmx:afterRequest", (event) => {
   const form = event.detail.elt;
-  if (form.id === "create-key-form" && event.detail.successful) {
+  if (form.hasAttribute("data-dialog-form") && event.detail.successful) {
     form.reset();
     form.closest("dialog").close();
   }
@@ -90,13 +104,13 @@ function reportFailure(event) {
   const elt = event.detail.elt;
   const row = elt.closest("[data-key-row]");
   if (row) {
-    row.querySelector(".row-error").textContent = "Couldn't delete this key; it still works. Try again.";
+    row.querySelector(".row-error").textContent = row.dataset.rowError || "Couldn't delete this key; it still works. Try again.";
     return;
   }
   const dialogError = elt.closest("dialog")?.querySelector("[role=alert]");
   if (dialogError) {
     dialogError.innerHTML = '<p class="alert alert-error"></p>';
-    dialogError.firstChild.textContent = "Couldn't create the key: the server didn't answer. Try again.";
+    dialogError.firstChild.textContent = "The server didn't answer. Try again.";
     return;
   }
   if (elt.dataset.loadError) {
