@@ -36,6 +36,7 @@ test: lint
 bench: install
 	$(BIN)/python -m benchmarks.api_auth
 	$(BIN)/python -m benchmarks.task_start
+	$(BIN)/python -m benchmarks.webhooks
 
 # OpenCode (pinned) from npm, for the agent in every sandbox.
 OPENCODE_VERSION := 1.18.33

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import text
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook
 
 from outrider import __version__, egress
@@ -56,13 +57,13 @@ async def endpoint_slot(key: str, slots: int) -> AsyncIterator[bool]:
     rt = runtime.current()
     group = zlib.crc32(key.encode()) - 2**31  # int4, as pg_try_advisory_lock wants
     async with rt.engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
         held: int | None = None
         for slot in range(slots):
             locked = await connection.scalar(
                 text("SELECT pg_try_advisory_lock(:group, :slot)"),
                 {"group": group, "slot": slot},
             )
-            await connection.commit()
             if locked:
                 held = slot
                 break
@@ -74,7 +75,6 @@ async def endpoint_slot(key: str, slots: int) -> AsyncIterator[bool]:
                     text("SELECT pg_advisory_unlock(:group, :slot)"),
                     {"group": group, "slot": held},
                 )
-                await connection.commit()
 
 
 async def send(
@@ -124,12 +124,17 @@ async def deliver_webhook(delivery_id: str) -> None:
     settings = rt.settings
     identifier = uuid.UUID(delivery_id)
     async with rt.sessions() as session, session.begin():
-        delivery = await session.get(WebhookDelivery, identifier)
-        if delivery is None or delivery.status is not DeliveryStatus.pending:
+        row = (
+            await session.execute(
+                select(WebhookDelivery, WebhookEndpoint)
+                .outerjoin(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+                .where(WebhookDelivery.id == identifier)
+            )
+        ).first()
+        if row is None or row[0].status is not DeliveryStatus.pending:
             return  # a repeated job: its delivery was already settled
-        endpoint = None
+        delivery, endpoint = row
         if delivery.endpoint_id is not None:
-            endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
             if endpoint is None or not endpoint.enabled:
                 delivery.status = DeliveryStatus.failed
                 delivery.last_error = "The endpoint is disabled."
@@ -138,9 +143,8 @@ async def deliver_webhook(delivery_id: str) -> None:
             secrets = service.endpoint_secrets(settings, endpoint)
         else:
             secrets = await service.account_secrets(session, settings, delivery.user_id)
-        key = _target_key(delivery)
-    async with endpoint_slot(key, settings.webhook_endpoint_concurrency) as acquired:
-        if not acquired:
+    async with endpoint_slot(_target_key(delivery), settings.webhook_endpoint_concurrency) as ok:
+        if not ok:
             # The receiver already has its share in flight: wait without holding a slot.
             async with rt.sessions() as session, session.begin():
                 await service.defer_attempt(session, identifier, BUSY_RETRY_SECONDS)
@@ -153,29 +157,47 @@ async def deliver_webhook(delivery_id: str) -> None:
             egress.parse_allowed_cidrs(settings.allowed_private_cidrs),
             settings.webhook_timeout,
         )
-    await _record(identifier, answer, started_at)
+    failing_since = endpoint.failing_since if endpoint is not None else None
+    await _record(delivery, answer, started_at, failing_since)
 
 
-async def _record(delivery_id: uuid.UUID, answer: Answer, started_at: datetime) -> None:
+async def _record(
+    delivery: WebhookDelivery,
+    answer: Answer,
+    started_at: datetime,
+    failing_since: datetime | None,
+) -> None:
     """Store the attempt, settle or reschedule the delivery, and keep the endpoint's
     health: all in one transaction, so a crash repeats an attempt but never loses one."""
     rt = runtime.current()
     now = utcnow()
+    succeeded = answer.status_code is not None and 200 <= answer.status_code < 300
+    final = answer.status_code is not None and service.is_final_failure(answer.status_code)
     async with rt.sessions() as session, session.begin():
-        delivery = await session.get(WebhookDelivery, delivery_id, with_for_update=True)
-        if delivery is None or delivery.status is not DeliveryStatus.pending:
+        # Counted only while still pending: a repeated job's late answer changes nothing.
+        counted = (
+            await session.execute(
+                update(WebhookDelivery)
+                .where(
+                    WebhookDelivery.id == delivery.id,
+                    WebhookDelivery.status == DeliveryStatus.pending,
+                )
+                .values(
+                    attempt_count=WebhookDelivery.attempt_count + 1,
+                    series_attempts=WebhookDelivery.series_attempts + 1,
+                    updated_at=now,
+                    last_error=answer.error,
+                )
+                .returning(WebhookDelivery.attempt_count, WebhookDelivery.series_attempts)
+            )
+        ).first()
+        if counted is None:
             return
-        endpoint = (
-            await session.get(WebhookEndpoint, delivery.endpoint_id, with_for_update=True)
-            if delivery.endpoint_id
-            else None
-        )
-        delivery.attempt_count += 1
-        delivery.series_attempts += 1
-        delivery.updated_at = now
+        attempt_number, series_attempts = counted
         session.add(
             service.new_attempt(
-                delivery,
+                delivery.id,
+                attempt_number,
                 started_at,
                 answer.duration_ms,
                 answer.status_code,
@@ -183,40 +205,43 @@ async def _record(delivery_id: uuid.UUID, answer: Answer, started_at: datetime) 
                 answer.error,
             )
         )
-        succeeded = answer.status_code is not None and 200 <= answer.status_code < 300
-        if succeeded:
-            delivery.status = DeliveryStatus.succeeded
-            delivery.last_error = None
-            delivery.next_attempt_at = None
-            if endpoint is not None:
-                endpoint.failing_since = None
-            return
-        delivery.last_error = answer.error
-        final = answer.status_code is not None and service.is_final_failure(answer.status_code)
         wait = (
             None
-            if final
+            if succeeded or final
             else service.next_wait(
-                rt.settings.webhook_schedule, delivery.series_attempts, answer.retry_after
+                rt.settings.webhook_schedule, series_attempts, answer.retry_after
             )
         )
-        if wait is None:
-            delivery.status = DeliveryStatus.failed
-            delivery.next_attempt_at = None
+        if succeeded:
+            status, next_attempt = DeliveryStatus.succeeded, None
+        elif wait is None:
+            status, next_attempt = DeliveryStatus.failed, None
         else:
-            delivery.next_attempt_at = now + timedelta(seconds=wait)
+            status, next_attempt = DeliveryStatus.pending, now + timedelta(seconds=wait)
             await service.defer_attempt(session, delivery.id, wait)
-        if endpoint is not None:
-            _endpoint_failed(endpoint, answer.status_code, now)
+        await session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery.id)
+            .values(status=status, next_attempt_at=next_attempt)
+        )
+        if delivery.endpoint_id is not None and (failing_since is not None or not succeeded):
+            await _endpoint_health(session, delivery.endpoint_id, answer.status_code, now)
 
 
-def _endpoint_failed(endpoint: WebhookEndpoint, status_code: int | None, now: datetime) -> None:
-    if status_code == 410:
+async def _endpoint_health(
+    session: AsyncSession, endpoint_id: uuid.UUID, status_code: int | None, now: datetime
+) -> None:
+    """A success clears the failure streak; 410, or failing for 5 days, disables."""
+    endpoint = await session.get(WebhookEndpoint, endpoint_id, with_for_update=True)
+    if endpoint is None:
+        return
+    if status_code is not None and 200 <= status_code < 300:
+        endpoint.failing_since = None
+    elif status_code == 410:
         endpoint.enabled = False
         endpoint.disabled_reason = "The receiver answered 410 Gone."
         endpoint.updated_at = now
-        return
-    if endpoint.failing_since is None:
+    elif endpoint.failing_since is None:
         endpoint.failing_since = now
     elif now - endpoint.failing_since >= service.AUTO_DISABLE_AFTER:
         endpoint.enabled = False

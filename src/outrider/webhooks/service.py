@@ -410,7 +410,8 @@ async def redeliver(
 
 
 def new_attempt(
-    delivery: WebhookDelivery,
+    delivery_id: uuid.UUID,
+    number: int,
     started: datetime,
     duration_ms: int,
     status_code: int | None,
@@ -419,8 +420,8 @@ def new_attempt(
 ) -> WebhookAttempt:
     return WebhookAttempt(
         id=uuid.uuid4(),
-        delivery_id=delivery.id,
-        number=delivery.attempt_count,  # already counting this attempt
+        delivery_id=delivery_id,
+        number=number,
         attempted_at=started,
         response_status=status_code,
         duration_ms=duration_ms,
