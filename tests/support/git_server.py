@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from tests.support.servers import serving
 
 
 class GitServer:
@@ -95,10 +96,5 @@ class GitServer:
 @contextmanager
 def git_server(root: Path) -> Iterator[GitServer]:
     server = GitServer(root)
-    thread = threading.Thread(target=server._server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server._server):
         yield server
-    finally:
-        server._server.shutdown()
-        server._server.server_close()

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.support.servers import serving
 
 REPO = "/sandbox/repo"
 _WORKDIR = re.compile(r"Working directory: (\S+)")
@@ -164,19 +165,9 @@ class ScriptedModel:
 
         return Handler
 
-    def start(self) -> None:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
 
 @contextmanager
 def scripted_model() -> Iterator[ScriptedModel]:
     model = ScriptedModel()
-    model.start()
-    try:
+    with serving(model._server):
         yield model
-    finally:
-        model.stop()

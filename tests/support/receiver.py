@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.support.servers import serving
+
 
 @dataclass
 class Received:
@@ -93,19 +95,9 @@ class Receiver:
 
         return Handler
 
-    def start(self) -> None:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
 
 @contextmanager
 def webhook_receiver() -> Iterator[Receiver]:
     receiver = Receiver()
-    receiver.start()
-    try:
+    with serving(receiver._server):
         yield receiver
-    finally:
-        receiver.stop()

@@ -10,17 +10,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from outrider.accounts import service
 from outrider.accounts.dependencies import SESSION_COOKIE, OptionalSignedInDep, SignedInDep
 from outrider.accounts.models import User
-from outrider.config import Settings
+from outrider.config import app_settings
 from outrider.db import SessionDep
 from outrider.errors import ApiError
 from outrider.web.templating import render
 
 router = APIRouter(include_in_schema=False)
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 def _require_same_origin(request: Request) -> None:
@@ -42,13 +37,13 @@ async def _signed_in_redirect(
     request: Request, session: SessionDep, user: User, next_url: str | None
 ) -> Response:
     token, _ = await service.start_session(
-        session, user, _settings(request), request.headers.get("user-agent")
+        session, user, app_settings(request), request.headers.get("user-agent")
     )
     response = RedirectResponse(_safe_next(next_url), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
         token,
-        max_age=_settings(request).session_days * 86400,
+        max_age=app_settings(request).session_days * 86400,
         httponly=True,
         samesite="lax",
         secure=request.url.scheme == "https",
@@ -66,7 +61,10 @@ async def signin_page(
     return render(
         request,
         "accounts/signin.html",
-        {"next": next or "", "signup_open": await service.signup_open(session, _settings(request))},
+        {
+            "next": next or "",
+            "signup_open": await service.signup_open(session, app_settings(request)),
+        },
     )
 
 
@@ -96,7 +94,7 @@ async def signin(
                 "error": str(error),
                 "email": email,
                 "next": next,
-                "signup_open": await service.signup_open(session, _settings(request)),
+                "signup_open": await service.signup_open(session, app_settings(request)),
             },
             status_code=status,
             headers=headers,
@@ -110,7 +108,7 @@ async def signup_page(
 ) -> Response:
     if signed_in:
         return RedirectResponse("/", status_code=303)
-    is_open = await service.signup_open(session, _settings(request))
+    is_open = await service.signup_open(session, app_settings(request))
     return render(request, "accounts/signup.html", {"signup_open": is_open})
 
 
@@ -122,7 +120,7 @@ async def signup(
     password: Annotated[str, Form()] = "",
 ) -> Response:
     _require_same_origin(request)
-    if not await service.signup_open(session, _settings(request)):
+    if not await service.signup_open(session, app_settings(request)):
         return render(request, "accounts/signup.html", {"signup_open": False}, status_code=403)
     try:
         user = await service.create_user(session, email, password)

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from outrider.apikeys.dependencies import require_scope
 from outrider.apikeys.schemas import Scope
 from outrider.apikeys.service import Principal
-from outrider.config import Settings
+from outrider.config import app_settings
 from outrider.db import SessionDep
 from outrider.errors import ApiError
 from outrider.events.api import event_stream_response
@@ -48,11 +48,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 @router.post("", status_code=201, response_model=TaskCreated, responses=ERRORS)
 async def create_task(
     body: TaskCreate,
@@ -78,7 +73,7 @@ async def create_task(
                     "Idempotent-Replayed": "true",
                 },
             )
-    settings = _settings(request)
+    settings = app_settings(request)
     try:
         sandbox_provider(settings).check()
     except SandboxUnavailable as error:
@@ -127,7 +122,7 @@ async def send_message(
 ) -> MessageAccepted:
     """Send a follow-up. While the agent is busy it queues; a completed task resumes."""
     task, queued, resume = await service.queue_message(
-        session, principal.user.id, task_id, body.text, body.model, _settings(request)
+        session, principal.user.id, task_id, body.text, body.model, app_settings(request)
     )
     if resume:
         await jobs.run_agent.configure(

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from outrider.apikeys.dependencies import require_scope
 from outrider.apikeys.schemas import Scope
 from outrider.apikeys.service import Principal
-from outrider.config import Settings
+from outrider.config import app_settings
 from outrider.db import SessionDep
 from outrider.webhooks import service
 from outrider.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
@@ -47,11 +47,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 def delivery_read(delivery: WebhookDelivery) -> DeliveryRead:
     return DeliveryRead(
         id=delivery.id,
@@ -79,7 +74,7 @@ async def create_endpoint(
 ) -> EndpointCreated:
     """Add an endpoint. The answer holds its signing secret, this once."""
     endpoint, secret = await service.create_endpoint(
-        session, _settings(request), principal.user.id, body
+        session, app_settings(request), principal.user.id, body
     )
     return _created(endpoint, secret)
 
@@ -94,7 +89,7 @@ async def list_endpoints(session: SessionDep, principal: Reader) -> EndpointList
 async def signing_secret(request: Request, session: SessionDep, principal: Writer) -> SecretRead:
     """The account secret that signs deliveries to per-task webhookUrls. It reveals a
     secret, so it needs webhooks:write."""
-    settings = _settings(request)
+    settings = app_settings(request)
     row = await service.account_secret_row(session, settings, principal.user.id)
     return SecretRead(
         secret=service.current_secret(settings, row),
@@ -108,7 +103,7 @@ async def rotate_signing_secret(
 ) -> SecretRead:
     """A new account secret; the old one keeps signing alongside it for 24 h."""
     secret, row = await service.rotate_account_secret(
-        session, _settings(request), principal.user.id
+        session, app_settings(request), principal.user.id
     )
     return SecretRead(secret=secret, previous_secret_expires_at=row.previous_secret_expires_at)
 
@@ -156,7 +151,7 @@ async def update_endpoint(
 ) -> EndpointRead:
     """Change the url, description or events, or enable / disable it."""
     endpoint = await service.update_endpoint(
-        session, _settings(request), principal.user.id, endpoint_id, body
+        session, app_settings(request), principal.user.id, endpoint_id, body
     )
     return EndpointRead.model_validate(endpoint)
 
@@ -175,6 +170,6 @@ async def rotate_secret(
 ) -> EndpointCreated:
     """A new secret, shown once; the old one keeps signing alongside it for 24 h."""
     endpoint, secret = await service.rotate_endpoint_secret(
-        session, _settings(request), principal.user.id, endpoint_id
+        session, app_settings(request), principal.user.id, endpoint_id
     )
     return _created(endpoint, secret)

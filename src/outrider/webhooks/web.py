@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from outrider.accounts.dependencies import SignedInDep
 from outrider.accounts.service import SignedIn
-from outrider.config import Settings
+from outrider.config import app_settings
 from outrider.db import SessionDep
 from outrider.errors import ApiError
 from outrider.web.templating import render
@@ -20,11 +20,6 @@ from outrider.webhooks import service
 from outrider.webhooks.schemas import EndpointCreate, EndpointUpdate
 
 router = APIRouter(prefix="/settings/webhooks", include_in_schema=False)
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 async def _endpoints(
@@ -65,7 +60,7 @@ async def create_endpoint(
             {"url": url.strip(), "description": description or None, "events": events or []}
         )
         endpoint, secret = await service.create_endpoint(
-            session, _settings(request), signed_in.user.id, body
+            session, app_settings(request), signed_in.user.id, body
         )
     except (ValidationError, ApiError) as error:
         if isinstance(error, ValidationError):
@@ -101,7 +96,7 @@ async def set_enabled(
 ) -> Response:
     await service.update_endpoint(
         session,
-        _settings(request),
+        app_settings(request),
         signed_in.user.id,
         endpoint_id,
         EndpointUpdate(enabled=enabled),
@@ -114,7 +109,7 @@ async def rotate(
     request: Request, endpoint_id: uuid.UUID, session: SessionDep, signed_in: SignedInDep
 ) -> Response:
     endpoint, secret = await service.rotate_endpoint_secret(
-        session, _settings(request), signed_in.user.id, endpoint_id
+        session, app_settings(request), signed_in.user.id, endpoint_id
     )
     return await _endpoints(
         request,
@@ -137,7 +132,7 @@ async def delete_endpoint(
 
 @router.get("/signing-secret", response_class=HTMLResponse)
 async def signing_secret(request: Request, session: SessionDep, signed_in: SignedInDep) -> Response:
-    settings = _settings(request)
+    settings = app_settings(request)
     row = await service.account_secret_row(session, settings, signed_in.user.id)
     return render(
         request,
@@ -152,7 +147,7 @@ async def rotate_signing_secret(
     request: Request, session: SessionDep, signed_in: SignedInDep
 ) -> Response:
     secret, row = await service.rotate_account_secret(
-        session, _settings(request), signed_in.user.id
+        session, app_settings(request), signed_in.user.id
     )
     return render(
         request,
