@@ -6,21 +6,24 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook
 
 from outrider.db import sessionmaker
 from outrider.models_common import utcnow
+from outrider.tasks import service as tasks
 from outrider.tasks.models import Task, TaskStatus
+from outrider.tasks.schemas import TaskCreate
 from outrider.webhooks import service as webhooks
-from outrider.webhooks.models import WebhookEndpoint
+from outrider.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.support.live import wait_for_status
 from tests.support.receiver import Receiver
-from tests.webhooks.conftest import add_endpoint, change_status, new_task
+from tests.webhooks.conftest import add_endpoint, change_status, new_task, server_settings
 
 
 async def deliveries(api: httpx.AsyncClient, **params: str) -> list[dict[str, Any]]:
@@ -230,3 +233,30 @@ async def test_an_endpoint_failing_for_five_days_is_disabled(
         await asyncio.sleep(0.1)
     assert current["enabled"] is False
     assert "5 days" in current["disabledReason"]
+
+
+async def test_a_delivery_whose_job_was_lost_is_sent_anyway(
+    api: httpx.AsyncClient, receiver: Receiver, db: AsyncSession, account: Any
+) -> None:
+    await add_endpoint(api, receiver.respond("/orphan"), ["task.created"])
+    task = await tasks.create_task(
+        db, server_settings(), account.user_id, TaskCreate(prompt="p"), None
+    )
+    # As if its job had failed on a bug and been dropped, a minute and more ago.
+    await db.execute(
+        text(
+            "DELETE FROM procrastinate_jobs WHERE task_name = 'deliver_webhook' "
+            "AND args ->> 'delivery_id' IN "
+            "(SELECT id::text FROM webhook_deliveries WHERE task_id = :task)"
+        ),
+        {"task": task.id},
+    )
+    await db.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.task_id == task.id)
+        .values(next_attempt_at=utcnow() - timedelta(minutes=2))
+    )
+    await db.commit()
+    # The reaper (every 15 s) finds it pending with no job and gives it one.
+    (received,) = await asyncio.to_thread(receiver.wait_for, "/orphan", 1, 40)
+    assert json.loads(received.body)["taskId"] == str(task.id)

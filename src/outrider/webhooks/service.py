@@ -14,7 +14,7 @@ from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -310,6 +310,31 @@ async def defer_attempt(session: AsyncSession, delivery_id: uuid.UUID, delay: fl
         connection=await raw_connection(session),
     )
     await deferrer.defer_async(delivery_id=str(delivery_id))
+
+
+async def redefer_orphans(session: AsyncSession, older_than: timedelta) -> int:
+    """Pending deliveries whose job is gone (it failed on an unexpected error, or was
+    lost) get a new one: while attempts remain, a message is never dropped."""
+    orphans = await session.scalars(
+        text(
+            """
+            SELECT d.id FROM webhook_deliveries d
+            WHERE d.status = 'pending' AND d.next_attempt_at < now() - :older_than
+              AND NOT EXISTS (
+                SELECT 1 FROM procrastinate_jobs j
+                WHERE j.task_name = 'deliver_webhook' AND j.status IN ('todo', 'doing')
+                  AND j.args ->> 'delivery_id' = d.id::text)
+            ORDER BY d.next_attempt_at
+            LIMIT 500
+            FOR UPDATE OF d SKIP LOCKED
+            """
+        ),
+        {"older_than": older_than},
+    )
+    found = list(orphans)
+    for delivery_id in found:
+        await defer_attempt(session, delivery_id, 0)
+    return len(found)
 
 
 # --- the retry schedule -----------------------------------------------------------

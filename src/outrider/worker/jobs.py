@@ -26,6 +26,7 @@ from outrider.models_common import utcnow
 from outrider.sandbox.base import Sandbox, SandboxUnavailable
 from outrider.tasks import service as tasks
 from outrider.tasks.models import Task, TaskStatus
+from outrider.webhooks import service as webhooks
 from outrider.worker import runtime
 from outrider.worker.app import PROVISION_QUEUE, app
 
@@ -468,6 +469,8 @@ async def reap_now(job_manager: JobManager) -> None:
         task_name="deliver_webhook", seconds_since_heartbeat=15
     ):
         await job_manager.retry_job(job)
+    async with rt.sessions() as session, session.begin():
+        await webhooks.redefer_orphans(session, timedelta(minutes=1))
     async with rt.sessions() as session, session.begin():
         for task in await tasks.live_tasks_without_job(session, timedelta(seconds=10)):
             await tasks.transition(
