@@ -9,18 +9,16 @@ import uuid
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import httpx
-from sqlalchemy import select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook
 
 from outrider import __version__, egress
 from outrider.models_common import utcnow
 from outrider.webhooks import service
-from outrider.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from outrider.webhooks.models import WebhookDelivery
 from outrider.worker import runtime
 from outrider.worker.app import app
 
@@ -29,24 +27,9 @@ log = logging.getLogger(__name__)
 BUSY_RETRY_SECONDS = 1.0
 
 
-@dataclass(frozen=True)
-class Answer:
-    status_code: int | None
-    body: str | None
-    error: str | None
-    retry_after: float | None
-    duration_ms: int
-
-
 def signature_header(secrets: list[str], message_id: str, moment: datetime, body: str) -> str:
     """Standard Webhooks signatures, space-separated while a secret rotates."""
     return " ".join(Webhook(secret).sign(message_id, moment, body) for secret in secrets)
-
-
-def _target_key(delivery: WebhookDelivery) -> str:
-    if delivery.endpoint_id is not None:
-        return f"endpoint:{delivery.endpoint_id}"
-    return f"url:{httpx.URL(delivery.url).netloc.decode()}"
 
 
 @asynccontextmanager
@@ -83,7 +66,8 @@ async def send(
     secrets: list[str],
     allowed: tuple[egress.IPNetwork, ...],
     timeout: float,
-) -> Answer:
+) -> service.AttemptResult:
+    """One signed, guarded POST; whatever happens becomes a result, never an exception."""
     moment = utcnow()
     headers = {
         "Content-Type": "application/json",
@@ -94,28 +78,37 @@ async def send(
         "webhook-signature": signature_header(secrets, delivery.message_id, moment, delivery.body),
     }
     started = time.perf_counter()
+
+    def result(
+        status_code: int | None = None,
+        body: str | None = None,
+        error: str | None = None,
+        retry_after: float | None = None,
+    ) -> service.AttemptResult:
+        duration_ms = int((time.perf_counter() - started) * 1000)
+        return service.AttemptResult(moment, duration_ms, status_code, body, error, retry_after)
+
     try:
         response = await egress.post(
             client, delivery.url, allowed, delivery.body.encode(), headers, timeout
         )
     except egress.EgressRefused as error:
-        return Answer(None, None, f"Refused by the egress guard: {error}", None, _ms(started))
+        return result(error=f"Refused by the egress guard: {error}")
     except httpx.TimeoutException:
-        return Answer(None, None, f"Timed out after {timeout:.0f} s", None, _ms(started))
+        return result(error=f"Timed out after {timeout:.0f} s")
     except httpx.HTTPError as error:
-        return Answer(None, None, f"Connection failed: {error}", None, _ms(started))
-    body = response.text[: service.RESPONSE_BODY_LIMIT]
-    retry_after = service.retry_after_seconds(response.headers.get("retry-after"), utcnow())
+        return result(error=f"Connection failed: {error}")
     problem = None
     if 300 <= response.status_code < 400:
         problem = "Redirects are not followed"
     elif not response.is_success:
         problem = f"HTTP {response.status_code}"
-    return Answer(response.status_code, body, problem, retry_after, _ms(started))
-
-
-def _ms(started: float) -> int:
-    return int((time.perf_counter() - started) * 1000)
+    return result(
+        response.status_code,
+        response.text[: service.RESPONSE_BODY_LIMIT],
+        problem,
+        service.retry_after_seconds(response.headers.get("retry-after"), utcnow()),
+    )
 
 
 @app.task(name="deliver_webhook", queue=service.WEBHOOK_QUEUE)
@@ -124,129 +117,36 @@ async def deliver_webhook(delivery_id: str) -> None:
     settings = rt.settings
     identifier = uuid.UUID(delivery_id)
     async with rt.sessions() as session, session.begin():
-        row = (
-            await session.execute(
-                select(WebhookDelivery, WebhookEndpoint)
-                .outerjoin(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-                .where(WebhookDelivery.id == identifier)
-            )
-        ).first()
-        if row is None or row[0].status is not DeliveryStatus.pending:
-            return  # a repeated job: its delivery was already settled
-        delivery, endpoint = row
-        if delivery.endpoint_id is not None:
-            if endpoint is None or not endpoint.enabled:
-                delivery.status = DeliveryStatus.failed
-                delivery.last_error = "The endpoint is disabled."
-                delivery.next_attempt_at = None
-                return
-            secrets = service.endpoint_secrets(settings, endpoint)
-        else:
-            secrets = await service.account_secrets(session, settings, delivery.user_id)
-    async with endpoint_slot(_target_key(delivery), settings.webhook_endpoint_concurrency) as ok:
+        due = await service.due_attempt(session, settings, identifier)
+    if due is None:
+        return  # settled already (a repeated job), or its endpoint is disabled
+    async with endpoint_slot(due.target_key, settings.webhook_endpoint_concurrency) as ok:
         if not ok:
             # The receiver already has its share in flight: wait without holding a slot.
             async with rt.sessions() as session, session.begin():
                 await service.defer_attempt(session, identifier, BUSY_RETRY_SECONDS)
             return
-        started_at = utcnow()
         answer = await send(
             rt.http,
-            delivery,
-            secrets,
+            due.delivery,
+            due.secrets,
             egress.parse_allowed_cidrs(settings.allowed_private_cidrs),
             settings.webhook_timeout,
         )
-    failing_since = endpoint.failing_since if endpoint is not None else None
-    await _record(delivery, answer, started_at, failing_since)
-
-
-async def _record(
-    delivery: WebhookDelivery,
-    answer: Answer,
-    started_at: datetime,
-    failing_since: datetime | None,
-) -> None:
-    """Store the attempt, settle or reschedule the delivery, and keep the endpoint's
-    health: all in one transaction, so a crash repeats an attempt but never loses one."""
-    rt = runtime.current()
-    now = utcnow()
-    succeeded = answer.status_code is not None and 200 <= answer.status_code < 300
-    final = answer.status_code is not None and service.is_final_failure(answer.status_code)
     async with rt.sessions() as session, session.begin():
-        # Counted only while still pending: a repeated job's late answer changes nothing.
-        counted = (
-            await session.execute(
-                update(WebhookDelivery)
-                .where(
-                    WebhookDelivery.id == delivery.id,
-                    WebhookDelivery.status == DeliveryStatus.pending,
-                )
-                .values(
-                    attempt_count=WebhookDelivery.attempt_count + 1,
-                    series_attempts=WebhookDelivery.series_attempts + 1,
-                    updated_at=now,
-                    last_error=answer.error,
-                )
-                .returning(WebhookDelivery.attempt_count, WebhookDelivery.series_attempts)
-            )
-        ).first()
-        if counted is None:
-            return
-        attempt_number, series_attempts = counted
-        session.add(
-            service.new_attempt(
-                delivery.id,
-                attempt_number,
-                started_at,
-                answer.duration_ms,
-                answer.status_code,
-                answer.body,
-                answer.error,
-            )
+        outcome = await service.record_attempt(
+            session,
+            settings.webhook_schedule,
+            due,
+            answer,
         )
-        wait = (
-            None
-            if succeeded or final
-            else service.next_wait(
-                rt.settings.webhook_schedule, series_attempts, answer.retry_after
-            )
-        )
-        if succeeded:
-            status, next_attempt = DeliveryStatus.succeeded, None
-        elif wait is None:
-            status, next_attempt = DeliveryStatus.failed, None
-        else:
-            status, next_attempt = DeliveryStatus.pending, now + timedelta(seconds=wait)
-            await service.defer_attempt(session, delivery.id, wait)
-        await session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id == delivery.id)
-            .values(status=status, next_attempt_at=next_attempt)
-        )
-        if delivery.endpoint_id is not None and (failing_since is not None or not succeeded):
-            await _endpoint_health(session, delivery.endpoint_id, answer.status_code, now)
-
-
-async def _endpoint_health(
-    session: AsyncSession, endpoint_id: uuid.UUID, status_code: int | None, now: datetime
-) -> None:
-    """A success clears the failure streak; 410, or failing for 5 days, disables."""
-    endpoint = await session.get(WebhookEndpoint, endpoint_id, with_for_update=True)
-    if endpoint is None:
-        return
-    if status_code is not None and 200 <= status_code < 300:
-        endpoint.failing_since = None
-    elif status_code == 410:
-        endpoint.enabled = False
-        endpoint.disabled_reason = "The receiver answered 410 Gone."
-        endpoint.updated_at = now
-    elif endpoint.failing_since is None:
-        endpoint.failing_since = now
-    elif now - endpoint.failing_since >= service.AUTO_DISABLE_AFTER:
-        endpoint.enabled = False
-        endpoint.disabled_reason = (
-            f"Every delivery failed since {endpoint.failing_since:%Y-%m-%d %H:%M} UTC "
-            "(5 days); enable it again once the receiver works."
-        )
-        endpoint.updated_at = now
+    log.info(
+        "webhook attempt",
+        extra={
+            "delivery_id": delivery_id,
+            "task_id": str(due.delivery.task_id) if due.delivery.task_id else None,
+            "status_code": answer.status_code,
+            "error": answer.error,
+            "outcome": outcome,
+        },
+    )

@@ -9,12 +9,14 @@ import random
 import secrets
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -434,22 +436,146 @@ async def redeliver(
     return delivery
 
 
-def new_attempt(
-    delivery_id: uuid.UUID,
-    number: int,
-    started: datetime,
-    duration_ms: int,
-    status_code: int | None,
-    body: str | None,
-    error: str | None,
-) -> WebhookAttempt:
-    return WebhookAttempt(
-        id=uuid.uuid4(),
-        delivery_id=delivery_id,
-        number=number,
-        attempted_at=started,
-        response_status=status_code,
-        duration_ms=duration_ms,
-        response_body=body[:RESPONSE_BODY_LIMIT] if body is not None else None,
-        error=error,
+# --- attempts (the delivery job's database side) ----------------------------------
+
+
+@dataclass(frozen=True)
+class DueAttempt:
+    delivery: WebhookDelivery
+    secrets: list[str]
+    target_key: str  # one receiver, for its concurrency slots
+    failing_since: datetime | None  # of its endpoint
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    body: str | None
+    error: str | None
+    retry_after: float | None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+async def due_attempt(
+    session: AsyncSession, settings: Settings, delivery_id: uuid.UUID
+) -> DueAttempt | None:
+    """What the next attempt needs, or None when there is nothing to send: the delivery
+    is settled (a repeated job), or its endpoint was disabled (then it fails)."""
+    row = (
+        await session.execute(
+            select(WebhookDelivery, WebhookEndpoint)
+            .outerjoin(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+            .where(WebhookDelivery.id == delivery_id)
+        )
+    ).first()
+    if row is None or row[0].status is not DeliveryStatus.pending:
+        return None
+    delivery, endpoint = row
+    if delivery.endpoint_id is None:
+        secrets = await account_secrets(session, settings, delivery.user_id)
+        netloc = urlsplit(delivery.url).netloc
+        return DueAttempt(delivery, secrets, f"url:{netloc}", None)
+    if endpoint is None or not endpoint.enabled:
+        delivery.status = DeliveryStatus.failed
+        delivery.last_error = "The endpoint is disabled."
+        delivery.next_attempt_at = None
+        return None
+    return DueAttempt(
+        delivery,
+        endpoint_secrets(settings, endpoint),
+        f"endpoint:{endpoint.id}",
+        endpoint.failing_since,
     )
+
+
+async def record_attempt(
+    session: AsyncSession,
+    schedule: Sequence[float],
+    due: DueAttempt,
+    result: AttemptResult,
+) -> str:
+    """Store the attempt, settle or reschedule the delivery, and keep the endpoint's
+    health, in one transaction: a crash repeats an attempt but never loses one.
+    Returns the delivery's status after it."""
+    now = utcnow()
+    delivery = due.delivery
+    # Counted only while still pending: a repeated job's late answer changes nothing.
+    counted = (
+        await session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.id == delivery.id,
+                WebhookDelivery.status == DeliveryStatus.pending,
+            )
+            .values(
+                attempt_count=WebhookDelivery.attempt_count + 1,
+                series_attempts=WebhookDelivery.series_attempts + 1,
+                updated_at=now,
+                last_error=result.error,
+            )
+            .returning(WebhookDelivery.attempt_count, WebhookDelivery.series_attempts)
+        )
+    ).first()
+    if counted is None:
+        return "repeated"
+    attempt_number, series_attempts = counted
+    session.add(
+        WebhookAttempt(
+            id=uuid.uuid4(),
+            delivery_id=delivery.id,
+            number=attempt_number,
+            attempted_at=result.started_at,
+            response_status=result.status_code,
+            duration_ms=result.duration_ms,
+            response_body=result.body[:RESPONSE_BODY_LIMIT] if result.body is not None else None,
+            error=result.error,
+        )
+    )
+    final = result.status_code is not None and is_final_failure(result.status_code)
+    wait = None
+    if not (result.succeeded or final):
+        wait = next_wait(schedule, series_attempts, result.retry_after)
+    if result.succeeded:
+        status, next_attempt = DeliveryStatus.succeeded, None
+    elif wait is None:
+        status, next_attempt = DeliveryStatus.failed, None
+    else:
+        status, next_attempt = DeliveryStatus.pending, now + timedelta(seconds=wait)
+        await defer_attempt(session, delivery.id, wait)
+    await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery.id)
+        .values(status=status, next_attempt_at=next_attempt)
+    )
+    if delivery.endpoint_id is not None and (due.failing_since is not None or not result.succeeded):
+        await _endpoint_health(session, delivery.endpoint_id, result.status_code, now)
+    return status.value
+
+
+async def _endpoint_health(
+    session: AsyncSession, endpoint_id: uuid.UUID, status_code: int | None, now: datetime
+) -> None:
+    """A success clears the failure streak; 410, or failing for 5 days, disables."""
+    endpoint = await session.get(WebhookEndpoint, endpoint_id, with_for_update=True)
+    if endpoint is None:
+        return
+    if status_code is not None and 200 <= status_code < 300:
+        endpoint.failing_since = None
+    elif status_code == 410:
+        endpoint.enabled = False
+        endpoint.disabled_reason = "The receiver answered 410 Gone."
+        endpoint.updated_at = now
+    elif endpoint.failing_since is None:
+        endpoint.failing_since = now
+    elif now - endpoint.failing_since >= AUTO_DISABLE_AFTER:
+        endpoint.enabled = False
+        endpoint.disabled_reason = (
+            f"Every delivery failed since {endpoint.failing_since:%Y-%m-%d %H:%M} UTC "
+            "(5 days); enable it again once the receiver works."
+        )
+        endpoint.updated_at = now
