@@ -130,3 +130,13 @@ def test_without_database_url_an_embedded_postgres_and_a_secret_are_made_in_home
     )
     assert again.returncode == 0, again.stderr
     assert secret.read_text() == first
+
+
+def test_a_bad_setting_is_named_with_what_is_wrong(cli_env: dict[str, str]) -> None:
+    result = outrider("migrate", env={**cli_env, "OUTRIDER_WEBHOOK_RETRY_SCHEDULE": "0,soon"})
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "Invalid setting OUTRIDER_WEBHOOK_RETRY_SCHEDULE: not a duration: 'soon' "
+        "(use e.g. 0, 5s, 5m, 2h)"
+    )
+    assert "Traceback" not in result.stderr

@@ -10,6 +10,7 @@ from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outrider.accounts import service as accounts
@@ -31,8 +32,21 @@ app.add_typer(keys_app, name="keys")
 T = TypeVar("T")
 
 
+def _settings() -> Settings:
+    """The settings, or a clear message and exit 2 naming what is wrong."""
+    try:
+        return get_settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            field = str(problem["loc"][0]) if problem["loc"] else "settings"
+            variable = field.upper() if field.isupper() else f"OUTRIDER_{field.upper()}"
+            message = problem["msg"].removeprefix("Value error, ")
+            typer.echo(f"Invalid setting {variable}: {message}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _prepare() -> tuple[Settings, str]:
-    settings = get_settings()
+    settings = _settings()
     configure_logging(settings.log_level)
     _ = settings.resolved_secret_key  # generated once into OUTRIDER_HOME on first use
     url = database_url(settings)
