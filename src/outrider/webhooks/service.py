@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Table, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -504,28 +504,37 @@ async def record_attempt(
     Returns the delivery's status after it."""
     now = utcnow()
     delivery = due.delivery
-    # Counted only while still pending: a repeated job's late answer changes nothing.
-    counted = (
-        await session.execute(
-            update(WebhookDelivery)
-            .where(
-                WebhookDelivery.id == delivery.id,
-                WebhookDelivery.status == DeliveryStatus.pending,
-            )
-            .values(
-                attempt_count=WebhookDelivery.attempt_count + 1,
-                series_attempts=WebhookDelivery.series_attempts + 1,
-                updated_at=now,
-                last_error=result.error,
-            )
-            .returning(WebhookDelivery.attempt_count, WebhookDelivery.series_attempts)
+    final = result.status_code is not None and is_final_failure(result.status_code)
+    wait = None
+    if not (result.succeeded or final):
+        wait = next_wait(schedule, delivery.series_attempts + 1, result.retry_after)
+    if result.succeeded:
+        status, next_attempt = DeliveryStatus.succeeded, None
+    elif wait is None:
+        status, next_attempt = DeliveryStatus.failed, None
+    else:
+        status, next_attempt = DeliveryStatus.pending, now + timedelta(seconds=wait)
+    # Core statements on the tables: this runs once per attempt, and the ORM's unit of
+    # work was most of a delivery's CPU. Counted only while still pending, so a
+    # repeated job's late answer changes nothing.
+    deliveries = cast(Table, WebhookDelivery.__table__)
+    attempt_number = await session.scalar(
+        update(deliveries)
+        .where(deliveries.c.id == delivery.id, deliveries.c.status == DeliveryStatus.pending)
+        .values(
+            attempt_count=deliveries.c.attempt_count + 1,
+            series_attempts=deliveries.c.series_attempts + 1,
+            status=status,
+            next_attempt_at=next_attempt,
+            last_error=result.error,
+            updated_at=now,
         )
-    ).first()
-    if counted is None:
+        .returning(deliveries.c.attempt_count)
+    )
+    if attempt_number is None:
         return "repeated"
-    attempt_number, series_attempts = counted
-    session.add(
-        WebhookAttempt(
+    await session.execute(
+        insert(cast(Table, WebhookAttempt.__table__)).values(
             id=uuid.uuid4(),
             delivery_id=delivery.id,
             number=attempt_number,
@@ -536,22 +545,8 @@ async def record_attempt(
             error=result.error,
         )
     )
-    final = result.status_code is not None and is_final_failure(result.status_code)
-    wait = None
-    if not (result.succeeded or final):
-        wait = next_wait(schedule, series_attempts, result.retry_after)
-    if result.succeeded:
-        status, next_attempt = DeliveryStatus.succeeded, None
-    elif wait is None:
-        status, next_attempt = DeliveryStatus.failed, None
-    else:
-        status, next_attempt = DeliveryStatus.pending, now + timedelta(seconds=wait)
+    if wait is not None:
         await defer_attempt(session, delivery.id, wait)
-    await session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery.id)
-        .values(status=status, next_attempt_at=next_attempt)
-    )
     if delivery.endpoint_id is not None and (due.failing_since is not None or not result.succeeded):
         await _endpoint_health(session, delivery.endpoint_id, result.status_code, now)
     return status.value
