@@ -18,7 +18,6 @@ from standardwebhooks.webhooks import Webhook
 from outrider import __version__, egress
 from outrider.models_common import utcnow
 from outrider.webhooks import service
-from outrider.webhooks.models import WebhookDelivery
 from outrider.worker import runtime
 from outrider.worker.app import app
 
@@ -62,7 +61,7 @@ async def endpoint_slot(key: str, slots: int) -> AsyncIterator[bool]:
 
 async def send(
     client: httpx.AsyncClient,
-    delivery: WebhookDelivery,
+    delivery: service.Message,
     secrets: list[str],
     allowed: tuple[egress.IPNetwork, ...],
     timeout: float,

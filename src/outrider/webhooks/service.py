@@ -77,12 +77,27 @@ def _rotate(settings: Settings, row: RotatingSecretMixin, purpose: str) -> str:
 
 
 def signing_secrets(settings: Settings, row: RotatingSecretMixin, purpose: str) -> list[str]:
+    return _signing_secrets(
+        settings,
+        row.secret_ciphertext,
+        row.previous_secret_ciphertext,
+        row.previous_secret_expires_at,
+        purpose,
+    )
+
+
+def _signing_secrets(
+    settings: Settings,
+    current: bytes,
+    previous: bytes | None,
+    previous_expires: datetime | None,
+    purpose: str,
+) -> list[str]:
     """Every secret that signs a delivery now: the current one, and the previous while
     its rotation overlap lasts."""
-    found = [_open(settings, row.secret_ciphertext, purpose)]
-    expires = row.previous_secret_expires_at
-    if row.previous_secret_ciphertext and expires and expires > utcnow():
-        found.append(_open(settings, row.previous_secret_ciphertext, purpose))
+    found = [_open(settings, current, purpose)]
+    if previous and previous_expires and previous_expires > utcnow():
+        found.append(_open(settings, previous, purpose))
     return found
 
 
@@ -440,8 +455,23 @@ async def redeliver(
 
 
 @dataclass(frozen=True)
+class Message:
+    """What one attempt sends: read as plain columns, not ORM objects (the hot path)."""
+
+    id: uuid.UUID
+    message_id: str  # webhook-id
+    user_id: uuid.UUID
+    task_id: uuid.UUID | None
+    endpoint_id: uuid.UUID | None
+    url: str
+    body: str
+    attempt_count: int
+    series_attempts: int
+
+
+@dataclass(frozen=True)
 class DueAttempt:
-    delivery: WebhookDelivery
+    delivery: Message
     secrets: list[str]
     target_key: str  # one receiver, for its concurrency slots
     failing_since: datetime | None  # of its endpoint
@@ -466,31 +496,52 @@ async def due_attempt(
 ) -> DueAttempt | None:
     """What the next attempt needs, or None when there is nothing to send: the delivery
     is settled (a repeated job), or its endpoint was disabled (then it fails)."""
+    deliveries = cast(Table, WebhookDelivery.__table__)
+    endpoints = cast(Table, WebhookEndpoint.__table__)
+    message_columns = [getattr(deliveries.c, name) for name in Message.__dataclass_fields__]
     row = (
         await session.execute(
-            select(WebhookDelivery, WebhookEndpoint)
-            .outerjoin(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-            .where(WebhookDelivery.id == delivery_id)
+            select(
+                *message_columns,
+                deliveries.c.status,
+                endpoints.c.enabled,
+                endpoints.c.secret_ciphertext,
+                endpoints.c.previous_secret_ciphertext,
+                endpoints.c.previous_secret_expires_at,
+                endpoints.c.failing_since,
+            )
+            .select_from(
+                deliveries.outerjoin(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
+            )
+            .where(deliveries.c.id == delivery_id)
         )
     ).first()
-    if row is None or row[0].status is not DeliveryStatus.pending:
+    if row is None or row.status != DeliveryStatus.pending:
         return None
-    delivery, endpoint = row
-    if delivery.endpoint_id is None:
-        secrets = await account_secrets(session, settings, delivery.user_id)
-        netloc = urlsplit(delivery.url).netloc
-        return DueAttempt(delivery, secrets, f"url:{netloc}", None)
-    if endpoint is None or not endpoint.enabled:
-        delivery.status = DeliveryStatus.failed
-        delivery.last_error = "The endpoint is disabled."
-        delivery.next_attempt_at = None
+    message = Message(*row[: len(message_columns)])
+    if message.endpoint_id is None:
+        secrets = await account_secrets(session, settings, message.user_id)
+        return DueAttempt(message, secrets, f"url:{urlsplit(message.url).netloc}", None)
+    if not row.enabled:  # disabled, or deleted (no endpoint joined)
+        await session.execute(
+            update(deliveries)
+            .where(deliveries.c.id == delivery_id)
+            .values(
+                status=DeliveryStatus.failed,
+                last_error="The endpoint is disabled.",
+                next_attempt_at=None,
+                updated_at=utcnow(),
+            )
+        )
         return None
-    return DueAttempt(
-        delivery,
-        endpoint_secrets(settings, endpoint),
-        f"endpoint:{endpoint.id}",
-        endpoint.failing_since,
+    secrets = _signing_secrets(
+        settings,
+        row.secret_ciphertext,
+        row.previous_secret_ciphertext,
+        row.previous_secret_expires_at,
+        _ENDPOINT_PURPOSE,
     )
+    return DueAttempt(message, secrets, f"endpoint:{message.endpoint_id}", row.failing_since)
 
 
 async def record_attempt(
