@@ -520,8 +520,8 @@ async def due_attempt(
         return None
     message = Message(*row[: len(message_columns)])
     if message.endpoint_id is None:
-        secrets = await account_secrets(session, settings, message.user_id)
-        return DueAttempt(message, secrets, f"url:{urlsplit(message.url).netloc}", None)
+        signing = await account_secrets(session, settings, message.user_id)
+        return DueAttempt(message, signing, f"url:{urlsplit(message.url).netloc}", None)
     if not row.enabled:  # disabled, or deleted (no endpoint joined)
         await session.execute(
             update(deliveries)
@@ -534,14 +534,14 @@ async def due_attempt(
             )
         )
         return None
-    secrets = _signing_secrets(
+    signing = _signing_secrets(
         settings,
         row.secret_ciphertext,
         row.previous_secret_ciphertext,
         row.previous_secret_expires_at,
         _ENDPOINT_PURPOSE,
     )
-    return DueAttempt(message, secrets, f"endpoint:{message.endpoint_id}", row.failing_since)
+    return DueAttempt(message, signing, f"endpoint:{message.endpoint_id}", row.failing_since)
 
 
 async def record_attempt(
