@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +21,13 @@ from outrider.tasks import service as tasks
 from outrider.tasks.models import Task, TaskStatus
 from outrider.tasks.schemas import TaskCreate
 from outrider.webhooks import service as webhooks
-from outrider.webhooks.models import WebhookDelivery, WebhookEndpoint
+from outrider.webhooks.models import (
+    DeliveryStatus,
+    EventType,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from tests.support.live import wait_for_status
 from tests.support.receiver import Receiver
 from tests.webhooks.conftest import add_endpoint, change_status, new_task, server_settings
@@ -213,26 +220,80 @@ async def test_a_repeated_status_change_gives_one_message(
     assert body["type"] == "task.completed" and body["summary"] == "done"
 
 
+async def fail_since_five_days(
+    db: AsyncSession, account: Any, endpoint_id: str, days_with_failures: list[float]
+) -> None:
+    """An endpoint whose failure streak began five days ago, with failed attempts on
+    the given days of it (as an old delivery's log)."""
+    began = utcnow() - webhooks.AUTO_DISABLE_AFTER
+    await db.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == uuid.UUID(endpoint_id))
+        .values(failing_since=began)
+    )
+    old = WebhookDelivery(
+        id=uuid.uuid4(),
+        message_id=f"msg_{uuid.uuid4().hex}",
+        user_id=account.user_id,
+        endpoint_id=uuid.UUID(endpoint_id),
+        url="http://127.0.0.1:9/old",
+        event_type=EventType.task_created,
+        body="{}",
+        status=DeliveryStatus.failed,
+        attempt_count=len(days_with_failures),
+        series_attempts=len(days_with_failures),
+        dedupe_key=f"old:{uuid.uuid4()}",
+    )
+    db.add(old)
+    await db.flush()
+    for number, day in enumerate(days_with_failures, 1):
+        db.add(
+            WebhookAttempt(
+                id=uuid.uuid4(),
+                delivery_id=old.id,
+                number=number,
+                attempted_at=began + timedelta(days=day),
+                response_status=500,
+                duration_ms=3,
+                error="HTTP 500",
+            )
+        )
+    await db.commit()
+
+
+async def endpoint_after_failures(
+    api: httpx.AsyncClient, receiver: Receiver, path: str, endpoint_id: str, attempts: int
+) -> dict[str, Any]:
+    """The endpoint once its new delivery has failed for good."""
+    await asyncio.to_thread(receiver.wait_for, path, attempts)
+    await settled(api, endpointId=endpoint_id)
+    endpoint: dict[str, Any] = (await api.get(f"/api/v1/webhooks/{endpoint_id}")).json()
+    return endpoint
+
+
 async def test_an_endpoint_failing_for_five_days_is_disabled(
     api: httpx.AsyncClient, receiver: Receiver, db: AsyncSession, account: Any
 ) -> None:
     endpoint = await add_endpoint(api, receiver.respond("/down", 500), ["task.created"])
-    # Its failures began five days ago (as if it had failed ever since).
-    await db.execute(
-        update(WebhookEndpoint)
-        .where(WebhookEndpoint.id == endpoint["id"])
-        .values(failing_since=utcnow() - webhooks.AUTO_DISABLE_AFTER)
-    )
-    await db.commit()
+    await fail_since_five_days(db, account, endpoint["id"], [0.1, 1.5, 3.2])
     await new_task(db, account.user_id)
-    await asyncio.to_thread(receiver.wait_for, "/down", 1)
-    for _ in range(50):
-        current = (await api.get(f"/api/v1/webhooks/{endpoint['id']}")).json()
-        if not current["enabled"]:
-            break
-        await asyncio.sleep(0.1)
+    # Disabled at its first failure: the retries then find it disabled and stop.
+    current = await endpoint_after_failures(api, receiver, "/down", endpoint["id"], 1)
     assert current["enabled"] is False
+    await asyncio.sleep(2.5)
+    assert len(receiver.at("/down")) == 1
     assert "5 days" in current["disabledReason"]
+
+
+async def test_one_old_failure_and_a_new_one_do_not_disable(
+    api: httpx.AsyncClient, receiver: Receiver, db: AsyncSession, account: Any
+) -> None:
+    """Failures must be spread over the five days, not one then silence then one."""
+    endpoint = await add_endpoint(api, receiver.respond("/quiet", 500), ["task.created"])
+    await fail_since_five_days(db, account, endpoint["id"], [0.1])
+    await new_task(db, account.user_id)
+    current = await endpoint_after_failures(api, receiver, "/quiet", endpoint["id"], 3)
+    assert current["enabled"] is True
 
 
 async def test_a_delivery_whose_job_was_lost_is_sent_anyway(

@@ -603,6 +603,28 @@ async def record_attempt(
     return status.value
 
 
+# Failing for 5 days means failures on this many distinct days of the streak, so one old
+# failure and one new one, with silence between, do not disable an endpoint.
+FAILING_DAYS_TO_DISABLE = 3
+
+
+async def _failures_spread(session: AsyncSession, endpoint_id: uuid.UUID, since: datetime) -> bool:
+    """Whether this endpoint's failed attempts since `since` (this one included, which
+    is being written) fall on enough distinct days."""
+    days = await session.scalar(
+        text(
+            """
+            SELECT count(DISTINCT floor(extract(epoch FROM a.attempted_at - :since) / 86400))
+            FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id
+            WHERE d.endpoint_id = :endpoint AND a.attempted_at >= :since
+              AND (a.response_status IS NULL OR a.response_status NOT BETWEEN 200 AND 299)
+            """
+        ),
+        {"endpoint": endpoint_id, "since": since},
+    )
+    return int(days or 0) >= FAILING_DAYS_TO_DISABLE
+
+
 async def _endpoint_health(
     session: AsyncSession, endpoint_id: uuid.UUID, status_code: int | None, now: datetime
 ) -> None:
@@ -618,7 +640,9 @@ async def _endpoint_health(
         endpoint.updated_at = now
     elif endpoint.failing_since is None:
         endpoint.failing_since = now
-    elif now - endpoint.failing_since >= AUTO_DISABLE_AFTER:
+    elif now - endpoint.failing_since >= AUTO_DISABLE_AFTER and await _failures_spread(
+        session, endpoint_id, endpoint.failing_since
+    ):
         endpoint.enabled = False
         endpoint.disabled_reason = (
             f"Every delivery failed since {endpoint.failing_since:%Y-%m-%d %H:%M} UTC "
