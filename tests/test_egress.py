@@ -286,3 +286,24 @@ async def test_https_keeps_the_name_for_sni_and_certificate_checks(
     finally:
         server.shutdown()
         server.server_close()
+
+
+async def test_each_checked_address_is_tried_while_connecting_fails(
+    monkeypatch: pytest.MonkeyPatch, local_server: HTTPServer
+) -> None:
+    async def resolve(host: str, port: int) -> tuple[IPAddress, ...]:
+        # Nothing listens on 127.0.0.2 (the server is bound to 127.0.0.1 only).
+        return (ipaddress.ip_address("127.0.0.2"), ipaddress.ip_address("127.0.0.1"))
+
+    monkeypatch.setattr(egress, "resolve", resolve)
+    async with httpx.AsyncClient() as client:
+        response = await egress.post(
+            client,
+            f"http://dual.test:{local_server.server_address[1]}/hook",
+            parse_allowed_cidrs("127.0.0.0/8"),
+            b"{}",
+            {},
+            timeout=5,
+        )
+    assert response.status_code == 204
+    assert len(_Recorder.seen) == 1

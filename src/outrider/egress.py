@@ -144,10 +144,11 @@ async def check_url(url: str, allowed: Iterable[IPNetwork] = ()) -> CheckedUrl:
     return CheckedUrl(url=url, host=host, port=port, addresses=addresses)
 
 
-def _pinned(checked: CheckedUrl) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
-    """The URL aimed at the checked address, plus the Host header and SNI of the name."""
+def _pinned(
+    checked: CheckedUrl, address: IPAddress
+) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
+    """The URL aimed at a checked address, plus the Host header and SNI of the name."""
     url = httpx.URL(checked.url)
-    address = checked.addresses[0]
     default_port = 443 if url.scheme == "https" else 80
     host_header = url.host if checked.port == default_port else f"{url.host}:{checked.port}"
     extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
@@ -162,18 +163,26 @@ async def post(
     headers: dict[str, str],
     timeout: float,
 ) -> httpx.Response:
-    """POST to `url` through the guard: checked now, connected to what was checked."""
+    """POST to `url` through the guard: checked now, connected to what was checked. Each
+    checked address is tried in turn while connecting fails (a dual-stack name whose
+    IPv6 route is down still delivers over IPv4)."""
     checked = await check_url(url, allowed)
-    target, host, extensions = _pinned(checked)
-    request = client.build_request(
-        "POST",
-        target,
-        content=content,
-        headers={**headers, **host},
-        timeout=timeout,
-        extensions=extensions,
-    )
-    return await client.send(request, follow_redirects=False)
+    for index, address in enumerate(checked.addresses):
+        target, host, extensions = _pinned(checked, address)
+        request = client.build_request(
+            "POST",
+            target,
+            content=content,
+            headers={**headers, **host},
+            timeout=timeout,
+            extensions=extensions,
+        )
+        try:
+            return await client.send(request, follow_redirects=False)
+        except httpx.ConnectError:
+            if index == len(checked.addresses) - 1:
+                raise
+    raise AssertionError("check_url returns at least one address")
 
 
 async def accept(settings: Settings, url: str, field: str) -> None:
