@@ -321,3 +321,27 @@ async def test_a_delivery_whose_job_was_lost_is_sent_anyway(
     # The reaper (every 15 s) finds it pending with no job and gives it one.
     (received,) = await asyncio.to_thread(receiver.wait_for, "/orphan", 1, 40)
     assert json.loads(received.body)["taskId"] == str(task.id)
+
+
+async def test_the_delivery_log_pages_newest_first_and_filters(
+    api: httpx.AsyncClient, receiver: Receiver, db: AsyncSession, account: Any
+) -> None:
+    endpoint = await add_endpoint(api, receiver.respond("/log"), ["task.created"])
+    task_ids = [str(await new_task(db, account.user_id)) for _ in range(5)]
+    await asyncio.to_thread(receiver.wait_for, "/log", 5)
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(3):
+        params = {
+            "limit": "2",
+            "endpointId": endpoint["id"],
+            **({"cursor": cursor} if cursor else {}),
+        }
+        page = (await api.get("/api/v1/webhooks/deliveries", params=params)).json()
+        seen += [d["taskId"] for d in page["deliveries"]]
+        cursor = page["nextCursor"]
+    assert seen == task_ids[::-1] and cursor is None
+    bad = await api.get("/api/v1/webhooks/deliveries", params={"cursor": "nonsense"})
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid_cursor"
+    failed = await api.get("/api/v1/webhooks/deliveries", params={"status": "failed"})
+    assert failed.json()["deliveries"] == []

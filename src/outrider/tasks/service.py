@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import uuid
@@ -11,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select, text, tuple_, update
+from sqlalchemy import delete, exists, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +19,7 @@ from outrider.config import Settings
 from outrider.errors import ApiError
 from outrider.events import service as events
 from outrider.models_common import utcnow
+from outrider.pagination import newest_first
 from outrider.tasks.models import (
     LIVE_STATUSES,
     IdempotencyRecord,
@@ -166,20 +166,6 @@ async def get_for_user(
     return task
 
 
-def _encode_cursor(task: Task) -> str:
-    raw = f"{task.created_at.isoformat()}|{task.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, _, task_id = raw.partition("|")
-        return datetime.fromisoformat(created), uuid.UUID(task_id)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ApiError(400, "invalid_cursor", "cursor is not one this API returned.") from error
-
-
 async def list_for_user(
     session: AsyncSession,
     user_id: uuid.UUID,
@@ -190,17 +176,7 @@ async def list_for_user(
     statement = select(Task).where(Task.user_id == user_id)
     if status is not None:
         statement = statement.where(Task.status == status)
-    if cursor:
-        created, task_id = _decode_cursor(cursor)
-        # Keyset pagination: stable while new tasks are inserted at the top.
-        statement = statement.where(tuple_(Task.created_at, Task.id) < tuple_(created, task_id))
-    rows = (
-        await session.scalars(
-            statement.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)
-        )
-    ).all()
-    page = rows[:limit]
-    return page, (_encode_cursor(page[-1]) if len(rows) > limit else None)
+    return await newest_first(session, statement, Task.created_at, Task.id, limit, cursor)
 
 
 # --- creation ---------------------------------------------------------------------

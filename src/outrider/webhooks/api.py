@@ -116,12 +116,14 @@ async def list_deliveries(
     endpoint_id: Annotated[uuid.UUID | None, Query(alias="endpointId")] = None,
     status: DeliveryStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
 ) -> DeliveryList:
-    """Recent deliveries, newest first, each with its attempts."""
-    deliveries = await service.list_deliveries(
-        session, principal.user.id, task_id, endpoint_id, status, limit
+    """Deliveries, newest first, each with its attempts. Pass `nextCursor` back as
+    `cursor` for the next page."""
+    page, next_cursor = await service.list_deliveries(
+        session, principal.user.id, task_id, endpoint_id, status, limit, cursor
     )
-    return DeliveryList(deliveries=[delivery_read(d) for d in deliveries])
+    return DeliveryList(deliveries=[delivery_read(d) for d in page], next_cursor=next_cursor)
 
 
 @router.post("/deliveries/{delivery_id}/redeliver", status_code=202, response_model=DeliveryRead)

@@ -95,3 +95,4 @@ class DeliveryRead(Schema):
 
 class DeliveryList(Schema):
     deliveries: list[DeliveryRead]
+    next_cursor: str | None

@@ -26,6 +26,7 @@ from outrider.config import Settings
 from outrider.crypto import SecretBox
 from outrider.errors import ApiError
 from outrider.models_common import utcnow
+from outrider.pagination import newest_first
 from outrider.tasks.models import Task, TaskStatus
 from outrider.webhooks.models import (
     TERMINAL_EVENTS,
@@ -404,13 +405,13 @@ async def list_deliveries(
     endpoint_id: uuid.UUID | None = None,
     status: DeliveryStatus | None = None,
     limit: int = 50,
-) -> Sequence[WebhookDelivery]:
+    cursor: str | None = None,
+) -> tuple[Sequence[WebhookDelivery], str | None]:
+    """A page of the user's deliveries, newest first, with their attempts."""
     statement = (
         select(WebhookDelivery)
         .where(WebhookDelivery.user_id == user_id)
         .options(selectinload(WebhookDelivery.attempts))
-        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
-        .limit(limit)
     )
     if task_id is not None:
         statement = statement.where(WebhookDelivery.task_id == task_id)
@@ -418,7 +419,9 @@ async def list_deliveries(
         statement = statement.where(WebhookDelivery.endpoint_id == endpoint_id)
     if status is not None:
         statement = statement.where(WebhookDelivery.status == status)
-    return (await session.scalars(statement)).all()
+    return await newest_first(
+        session, statement, WebhookDelivery.created_at, WebhookDelivery.id, limit, cursor
+    )
 
 
 async def redeliver(

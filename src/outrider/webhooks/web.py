@@ -159,7 +159,7 @@ async def rotate_signing_secret(
 
 @router.get("/deliveries", response_class=HTMLResponse)
 async def deliveries(request: Request, session: SessionDep, signed_in: SignedInDep) -> Response:
-    found = await service.list_deliveries(session, signed_in.user.id, limit=20)
+    found, _ = await service.list_deliveries(session, signed_in.user.id, limit=20)
     return render(request, "webhooks/_deliveries.html", {"deliveries": found}, signed_in=signed_in)
 
 
@@ -172,7 +172,7 @@ async def redeliver(
         await service.redeliver(session, signed_in.user.id, delivery_id)
     except ApiError as error:
         notice = error.message
-    found = await service.list_deliveries(session, signed_in.user.id, limit=20)
+    found, _ = await service.list_deliveries(session, signed_in.user.id, limit=20)
     return render(
         request,
         "webhooks/_deliveries.html",
