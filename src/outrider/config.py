@@ -93,7 +93,7 @@ class Settings(BaseSettings):
         return parse_schedule(self.webhook_retry_schedule)
 
     webhook_timeout: float = Field(default=10, gt=0, description="seconds per attempt")
-    # Deliveries in flight at once, per receiver and per worker process.
+    # Deliveries in flight at once: per receiver across all workers, and per worker.
     webhook_endpoint_concurrency: int = Field(default=4, ge=1)
     webhook_concurrency: int = Field(default=20, ge=1)
     worker_concurrency: int = Field(default=10, ge=1)
