@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from benchmarks._harness import REPO, scratch_database
 from benchmarks.api_auth import free_port
 from outrider.accounts import service as accounts
-from outrider.config import Settings
+from outrider.config import ProviderConfig, Settings
 from outrider.db import create_engine, sessionmaker
 from outrider.tasks import service as tasks
 from outrider.tasks.models import TaskStatus
@@ -36,7 +36,7 @@ from outrider.webhooks.jobs import signature_header
 from outrider.webhooks.schemas import EndpointCreate
 
 SETTINGS = Settings(
-    providers=json.loads('{"bench": {"baseUrl": "http://127.0.0.1:9/v1", "models": ["m"]}}'),
+    providers={"bench": ProviderConfig(base_url="http://127.0.0.1:9/v1", models=["m"])},
     default_model="bench/m",
     secret_key="bench",
     allowed_private_cidrs="127.0.0.0/8",

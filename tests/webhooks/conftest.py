@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -11,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from outrider.config import Settings
+from outrider.config import ProviderConfig, Settings
 from outrider.tasks import service as tasks
 from outrider.tasks.models import TaskStatus
 from outrider.tasks.schemas import TaskCreate
@@ -31,7 +30,7 @@ async def api(live: str, account: Any) -> AsyncIterator[httpx.AsyncClient]:
 def server_settings() -> Settings:
     """Enough of the live server's settings to write tasks in-process."""
     return Settings(
-        providers=json.loads('{"scripted": {"baseUrl": "http://127.0.0.1:9/v1", "models": ["m"]}}'),
+        providers={"scripted": ProviderConfig(base_url="http://127.0.0.1:9/v1", models=["m"])},
         default_model="scripted/m",
         secret_key="task-tests",
         allowed_private_cidrs="127.0.0.0/8",
