@@ -140,3 +140,9 @@ def test_a_bad_setting_is_named_with_what_is_wrong(cli_env: dict[str, str]) -> N
         "(use e.g. 0, 5s, 5m, 2h)"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_a_bad_allowed_network_is_refused_at_start_up(cli_env: dict[str, str]) -> None:
+    result = outrider("migrate", env={**cli_env, "OUTRIDER_ALLOWED_PRIVATE_CIDRS": "10.0.0.0/33"})
+    assert result.returncode == 2
+    assert result.stderr.startswith("Invalid setting OUTRIDER_ALLOWED_PRIVATE_CIDRS:")

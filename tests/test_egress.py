@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from outrider import egress
-from outrider.egress import EgressRefused, IPAddress, check_url, parse_allowed_cidrs
+from outrider.config import parse_allowed_cidrs
+from outrider.egress import EgressRefused, IPAddress, check_url
 
 REFUSED = [
     # schemes and credentials

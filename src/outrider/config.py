@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -34,6 +35,18 @@ class ProviderConfig(BaseModel):
 
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_allowed_cidrs(value: str) -> tuple[IPNetwork, ...]:
+    """ "10.0.0.0/8, fd00::/8" -> the networks the egress guard lets through."""
+    return tuple(
+        ipaddress.ip_network(part.strip(), strict=False)
+        for part in value.split(",")
+        if part.strip()
+    )
 
 
 def parse_schedule(text: str) -> tuple[float, ...]:
@@ -81,6 +94,16 @@ class Settings(BaseSettings):
     webhook_retry_schedule: str = Field(
         default="0,5s,5m,30m,2h,5h,10h,10h", description="wait before each attempt"
     )
+
+    @field_validator("allowed_private_cidrs")
+    @classmethod
+    def _cidrs_parse(cls, value: str) -> str:
+        parse_allowed_cidrs(value)  # a typo fails at start-up, not on the first request
+        return value
+
+    @cached_property
+    def allowed_networks(self) -> tuple[IPNetwork, ...]:
+        return parse_allowed_cidrs(self.allowed_private_cidrs)
 
     @field_validator("webhook_retry_schedule")
     @classmethod

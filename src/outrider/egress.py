@@ -20,11 +20,10 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from outrider.config import Settings
+from outrider.config import IPNetwork, Settings
 from outrider.errors import ApiError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Beyond what `is_global` already refuses: ranges that are "global" by the registry
 # but must never be reached from a server (NAT64, 6to4, Teredo wrap IPv4 addresses).
@@ -45,14 +44,6 @@ class CheckedUrl:
     host: str
     port: int
     addresses: tuple[IPAddress, ...]
-
-
-def parse_allowed_cidrs(value: str) -> tuple[IPNetwork, ...]:
-    return tuple(
-        ipaddress.ip_network(part.strip(), strict=False)
-        for part in value.split(",")
-        if part.strip()
-    )
 
 
 def _numeric_host(host: str) -> IPAddress | None:
@@ -188,6 +179,6 @@ async def post(
 async def accept(settings: Settings, url: str, field: str) -> None:
     """Check a URL a request carries; a refusal is a 400 naming the field."""
     try:
-        await check_url(url, parse_allowed_cidrs(settings.allowed_private_cidrs))
+        await check_url(url, settings.allowed_networks)
     except EgressRefused as error:
         raise ApiError(400, f"invalid_{field}", f"{field}: {error}") from error

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook
 
 from outrider import __version__, egress
+from outrider.config import IPNetwork
 from outrider.models_common import utcnow
 from outrider.webhooks import service
 from outrider.worker import runtime
@@ -63,7 +64,7 @@ async def send(
     client: httpx.AsyncClient,
     delivery: service.Message,
     secrets: list[str],
-    allowed: tuple[egress.IPNetwork, ...],
+    allowed: tuple[IPNetwork, ...],
     timeout: float,
 ) -> service.AttemptResult:
     """One signed, guarded POST; whatever happens becomes a result, never an exception."""
@@ -129,7 +130,7 @@ async def deliver_webhook(delivery_id: str) -> None:
             rt.http,
             due.delivery,
             due.secrets,
-            egress.parse_allowed_cidrs(settings.allowed_private_cidrs),
+            settings.allowed_networks,
             settings.webhook_timeout,
         )
     async with rt.sessions() as session, session.begin():

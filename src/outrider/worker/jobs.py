@@ -64,9 +64,7 @@ async def _prepare_repository(sandbox: Sandbox, task: Task) -> None:
     # Checked again now, and git is pinned to the address checked (no redirects), so a
     # name that has since rebound to an internal address gains nothing.
     try:
-        checked = await egress.check_url(
-            task.repo_url, egress.parse_allowed_cidrs(rt.settings.allowed_private_cidrs)
-        )
+        checked = await egress.check_url(task.repo_url, rt.settings.allowed_networks)
     except egress.EgressRefused as error:
         raise TaskFailed(f"git clone refused: {error}") from error
     address = checked.addresses[0]
