@@ -18,7 +18,7 @@ from outrider.apikeys.schemas import Scope
 from outrider.config import Settings
 from outrider.webhooks import service
 from outrider.webhooks.jobs import signature_header
-from outrider.webhooks.models import WebhookEndpoint
+from outrider.webhooks.models import DeliveryStatus, EventType, WebhookDelivery
 
 
 @pytest.fixture
@@ -117,9 +117,22 @@ async def test_rotation_signs_with_old_and_new_for_a_day(
     assert new_secret != endpoint["secret"]
 
     # What the delivery job signs with now: both, space-separated; each verifies alone.
-    row = await db.get(WebhookEndpoint, uuid.UUID(endpoint["id"]))
-    assert row is not None
-    secrets = service.endpoint_secrets(hook_settings, row)
+    delivery = WebhookDelivery(
+        id=uuid.uuid4(),
+        message_id="msg_1",
+        user_id=uuid.UUID((await api.get("/api/v1/me")).json()["user"]["id"]),
+        endpoint_id=uuid.UUID(endpoint["id"]),
+        url=endpoint["url"],
+        event_type=EventType.task_completed,
+        body="{}",
+        status=DeliveryStatus.pending,
+        dedupe_key="rotation-test",
+    )
+    db.add(delivery)
+    await db.flush()
+    due = await service.due_attempt(db, hook_settings, delivery.id)
+    assert due is not None
+    secrets = due.secrets
     assert secrets == [new_secret, endpoint["secret"]]
     moment = datetime.now(UTC)
     header = signature_header(secrets, "msg_1", moment, "{}")

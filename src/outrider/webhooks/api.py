@@ -89,12 +89,8 @@ async def list_endpoints(session: SessionDep, principal: Reader) -> EndpointList
 async def signing_secret(request: Request, session: SessionDep, principal: Writer) -> SecretRead:
     """The account secret that signs deliveries to per-task webhookUrls. It reveals a
     secret, so it needs webhooks:write."""
-    settings = app_settings(request)
-    row = await service.account_secret_row(session, settings, principal.user.id)
-    return SecretRead(
-        secret=service.current_secret(settings, row),
-        previous_secret_expires_at=row.previous_secret_expires_at,
-    )
+    secret, row = await service.account_secret(session, app_settings(request), principal.user.id)
+    return SecretRead(secret=secret, previous_secret_expires_at=row.previous_secret_expires_at)
 
 
 @router.post("/signing-secret/rotate", response_model=SecretRead)

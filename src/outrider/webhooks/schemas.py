@@ -4,42 +4,38 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 
 from outrider.schemas_common import Schema
 from outrider.webhooks.models import TERMINAL_EVENTS, DeliveryStatus, EventType
 
 
+def _some_events(value: list[EventType]) -> list[EventType]:
+    if not value:
+        raise ValueError("events must name at least one event type")
+    return list(dict.fromkeys(value))  # each once, in the order given
+
+
+EventTypes = Annotated[list[EventType], AfterValidator(_some_events)]
+
+
 class EndpointCreate(Schema):
     url: str = Field(max_length=2048, examples=["https://ci.example.com/outrider"])
     description: str | None = Field(default=None, max_length=500, examples=["CI bot"])
-    events: list[EventType] = Field(
+    events: EventTypes = Field(
         default_factory=lambda: list(TERMINAL_EVENTS),
         description="Event types to receive; by default the terminal ones.",
         examples=[["task.completed", "task.error"]],
     )
 
-    @field_validator("events")
-    @classmethod
-    def _events_not_empty(cls, value: list[EventType]) -> list[EventType]:
-        if not value:
-            raise ValueError("events must name at least one event type")
-        return list(dict.fromkeys(value))
-
 
 class EndpointUpdate(Schema):
     url: str | None = Field(default=None, max_length=2048)
     description: str | None = Field(default=None, max_length=500)
-    events: list[EventType] | None = None
+    events: EventTypes | None = None
     enabled: bool | None = None
-
-    @field_validator("events")
-    @classmethod
-    def _events_not_empty(cls, value: list[EventType] | None) -> list[EventType] | None:
-        if value is not None and not value:
-            raise ValueError("events must name at least one event type")
-        return None if value is None else list(dict.fromkeys(value))
 
 
 class EndpointRead(Schema):

@@ -77,17 +77,7 @@ def _rotate(settings: Settings, row: RotatingSecretMixin, purpose: str) -> str:
     return secret
 
 
-def signing_secrets(settings: Settings, row: RotatingSecretMixin, purpose: str) -> list[str]:
-    return _signing_secrets(
-        settings,
-        row.secret_ciphertext,
-        row.previous_secret_ciphertext,
-        row.previous_secret_expires_at,
-        purpose,
-    )
-
-
-def _signing_secrets(
+def signing_secrets(
     settings: Settings,
     current: bytes,
     previous: bytes | None,
@@ -100,10 +90,6 @@ def _signing_secrets(
     if previous and previous_expires and previous_expires > utcnow():
         found.append(_open(settings, previous, purpose))
     return found
-
-
-def endpoint_secrets(settings: Settings, endpoint: WebhookEndpoint) -> list[str]:
-    return signing_secrets(settings, endpoint, _ENDPOINT_PURPOSE)
 
 
 async def account_secret_row(
@@ -128,7 +114,13 @@ async def account_secrets(
     session: AsyncSession, settings: Settings, user_id: uuid.UUID
 ) -> list[str]:
     row = await account_secret_row(session, settings, user_id)
-    return signing_secrets(settings, row, _ACCOUNT_PURPOSE)
+    return signing_secrets(
+        settings,
+        row.secret_ciphertext,
+        row.previous_secret_ciphertext,
+        row.previous_secret_expires_at,
+        _ACCOUNT_PURPOSE,
+    )
 
 
 async def rotate_account_secret(
@@ -138,8 +130,12 @@ async def rotate_account_secret(
     return _rotate(settings, row, _ACCOUNT_PURPOSE), row
 
 
-def current_secret(settings: Settings, row: AccountSigningSecret) -> str:
-    return _open(settings, row.secret_ciphertext, _ACCOUNT_PURPOSE)
+async def account_secret(
+    session: AsyncSession, settings: Settings, user_id: uuid.UUID
+) -> tuple[str, AccountSigningSecret]:
+    """The account's current signing secret, in the clear, and its row."""
+    row = await account_secret_row(session, settings, user_id)
+    return _open(settings, row.secret_ciphertext, _ACCOUNT_PURPOSE), row
 
 
 # --- endpoints --------------------------------------------------------------------
@@ -537,7 +533,7 @@ async def due_attempt(
             )
         )
         return None
-    signing = _signing_secrets(
+    signing = signing_secrets(
         settings,
         row.secret_ciphertext,
         row.previous_secret_ciphertext,

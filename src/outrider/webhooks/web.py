@@ -132,12 +132,11 @@ async def delete_endpoint(
 
 @router.get("/signing-secret", response_class=HTMLResponse)
 async def signing_secret(request: Request, session: SessionDep, signed_in: SignedInDep) -> Response:
-    settings = app_settings(request)
-    row = await service.account_secret_row(session, settings, signed_in.user.id)
+    secret, row = await service.account_secret(session, app_settings(request), signed_in.user.id)
     return render(
         request,
         "webhooks/_signing_secret.html",
-        {"secret": service.current_secret(settings, row), "row": row},
+        {"secret": secret, "row": row},
         signed_in=signed_in,
     )
 
