@@ -118,6 +118,27 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(egress, "resolve", resolve)
 
 
+LOOPBACK = parse_allowed_cidrs("127.0.0.0/8")
+
+
+def resolve_to(monkeypatch: pytest.MonkeyPatch, *addresses: str) -> list[str]:
+    """Make every name resolve to `addresses`; returns the names asked for, in order."""
+    asked: list[str] = []
+
+    async def resolve(host: str, port: int) -> tuple[IPAddress, ...]:
+        asked.append(host)
+        return tuple(ipaddress.ip_address(address) for address in addresses)
+
+    monkeypatch.setattr(egress, "resolve", resolve)
+    return asked
+
+
+async def post_through_guard(url: str, client: httpx.AsyncClient | None = None) -> httpx.Response:
+    """A guarded POST with loopback allowed, as the delivery job makes it."""
+    async with client or httpx.AsyncClient() as session:
+        return await egress.post(session, url, LOOPBACK, b"{}", {}, timeout=5)
+
+
 def test_the_table_is_large_enough() -> None:
     assert len(REFUSED) >= 40
 
@@ -200,23 +221,9 @@ async def test_dns_rebinding_gains_nothing(
 async def test_the_connection_goes_to_the_checked_address_with_the_name_as_host(
     monkeypatch: pytest.MonkeyPatch, local_server: HTTPServer
 ) -> None:
-    resolutions: list[str] = []
-
-    async def resolve(host: str, port: int) -> tuple[IPAddress, ...]:
-        resolutions.append(host)
-        return (ipaddress.ip_address("127.0.0.1"),)
-
-    monkeypatch.setattr(egress, "resolve", resolve)
+    resolutions = resolve_to(monkeypatch, "127.0.0.1")
     port = local_server.server_address[1]
-    async with httpx.AsyncClient() as client:
-        response = await egress.post(
-            client,
-            f"http://receiver.test:{port}/hook",
-            parse_allowed_cidrs("127.0.0.0/8"),
-            b"{}",
-            {},
-            timeout=5,
-        )
+    response = await post_through_guard(f"http://receiver.test:{port}/hook")
     assert response.status_code == 204
     assert resolutions == ["receiver.test"]  # resolved once: by the guard, not again
     assert _Recorder.seen[0]["Host"] == f"receiver.test:{port}"
@@ -268,20 +275,12 @@ async def test_https_keeps_the_name_for_sni_and_certificate_checks(
     server.socket = server_context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
-    async def resolve(host: str, port: int) -> tuple[IPAddress, ...]:
-        return (ipaddress.ip_address("127.0.0.1"),)
-
-    monkeypatch.setattr(egress, "resolve", resolve)
+    resolve_to(monkeypatch, "127.0.0.1")
     try:
-        async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=cert)) as client:
-            response = await egress.post(
-                client,
-                f"https://secure.receiver.test:{server.server_address[1]}/hook",
-                parse_allowed_cidrs("127.0.0.0/8"),
-                b"{}",
-                {},
-                timeout=5,
-            )
+        response = await post_through_guard(
+            f"https://secure.receiver.test:{server.server_address[1]}/hook",
+            httpx.AsyncClient(verify=ssl.create_default_context(cafile=cert)),
+        )
         assert response.status_code == 204
         assert names == ["secure.receiver.test"]
     finally:
@@ -292,19 +291,8 @@ async def test_https_keeps_the_name_for_sni_and_certificate_checks(
 async def test_each_checked_address_is_tried_while_connecting_fails(
     monkeypatch: pytest.MonkeyPatch, local_server: HTTPServer
 ) -> None:
-    async def resolve(host: str, port: int) -> tuple[IPAddress, ...]:
-        # Nothing listens on 127.0.0.2 (the server is bound to 127.0.0.1 only).
-        return (ipaddress.ip_address("127.0.0.2"), ipaddress.ip_address("127.0.0.1"))
-
-    monkeypatch.setattr(egress, "resolve", resolve)
-    async with httpx.AsyncClient() as client:
-        response = await egress.post(
-            client,
-            f"http://dual.test:{local_server.server_address[1]}/hook",
-            parse_allowed_cidrs("127.0.0.0/8"),
-            b"{}",
-            {},
-            timeout=5,
-        )
+    # Nothing listens on 127.0.0.2 (the server is bound to 127.0.0.1 only).
+    resolve_to(monkeypatch, "127.0.0.2", "127.0.0.1")
+    response = await post_through_guard(f"http://dual.test:{local_server.server_address[1]}/hook")
     assert response.status_code == 204
     assert len(_Recorder.seen) == 1
